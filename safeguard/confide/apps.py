@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ConfideConfig(AppConfig):
+    name = "safeguard.confide"
+    label = "confide"

@@ -1,0 +1,70 @@
+"""`Authorization: Device <token>` authentication for the agent API."""
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from safeguard.core.tokens import hash_secret
+
+
+@dataclass(frozen=True)
+class DevicePrincipal:
+    """Stands in for request.user on agent calls: the device, never a staff account."""
+
+    device: object  # safeguard.groups.models.Device
+
+    is_authenticated = True
+    is_staff = False
+    is_superuser = False
+
+    def __str__(self) -> str:
+        return f"device {self.device}"
+
+
+class DeviceTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Device"
+
+    def authenticate(self, request: Request) -> tuple[DevicePrincipal, object] | None:
+        from safeguard.groups.models import DeviceToken
+
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme != self.keyword or not token.strip():
+            raise exceptions.AuthenticationFailed("Send 'Authorization: Device <token>'.")
+        record = (
+            DeviceToken.objects.select_related("device")
+            .filter(token_hash=hash_secret(token), revoked_at__isnull=True, device__revoked_at__isnull=True)
+            .first()
+        )
+        if record is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked device token.")
+        now = timezone.now()
+        # Write at most once a minute per token: this runs on every agent call.
+        if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60:
+            DeviceToken.objects.filter(pk=record.pk).update(last_used_at=now)
+        return DevicePrincipal(device=record.device), record
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+class IsDevice(BasePermission):
+    """Only an enrolled, unrevoked device may call."""
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        return isinstance(request.user, DevicePrincipal)
+
+
+class DeviceAPIMixin:
+    """Base settings for every agent endpoint except enrolment."""
+
+    authentication_classes = [DeviceTokenAuthentication]
+    permission_classes = [IsDevice]
+
+    def device(self, request: Request):
+        return request.user.device

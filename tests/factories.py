@@ -1,0 +1,184 @@
+"""factory_boy factories for every model the tests build. Use these, not copied fixtures."""
+
+import io
+import uuid
+
+import factory
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.utils import timezone
+from PIL import Image
+
+from safeguard.captures.models import Capture, CaptureStatus, Recording
+from safeguard.confide.models import AssistanceRequest, ConfideReport
+from safeguard.groups.models import Device, GroupKind, Membership, MonitoringGroup, Person, StaffAccess
+from safeguard.groups.services import device_token_issue
+from safeguard.logs.models import ActivityEvent, EventType
+from safeguard.policies.models import Category, Keyword, KeywordPolicy, MatchKind, Severity
+
+PASSWORD = "correct-horse-battery"
+
+
+def png_bytes(width: int = 64, height: int = 48, colour: str = "navy") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class StaffUserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"staff{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@school.test")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):  # noqa: N805
+        if create:
+            obj.save()
+
+
+class PersonFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Person
+
+    username = factory.Sequence(lambda n: f"SCHOOL\\pupil{n}")
+    display_name = factory.Sequence(lambda n: f"Pupil {n}")
+    first_seen_at = factory.LazyFunction(timezone.now)
+
+
+class DeviceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Device
+
+    hostname = factory.Sequence(lambda n: f"LAB1-PC{n:02d}")
+    os = "Windows 11"
+    agent_version = "1.0.0"
+    enrolled_at = factory.LazyFunction(timezone.now)
+    last_seen_at = factory.LazyFunction(timezone.now)
+
+
+class UserGroupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MonitoringGroup
+
+    name = factory.Sequence(lambda n: f"Form {n}")
+    kind = GroupKind.USER
+
+
+class DeviceGroupFactory(UserGroupFactory):
+    name = factory.Sequence(lambda n: f"Room {n}")
+    kind = GroupKind.DEVICE
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    group = factory.SubFactory(UserGroupFactory)
+    person = factory.SubFactory(PersonFactory)
+
+
+class StaffAccessFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StaffAccess
+
+    user = factory.SubFactory(StaffUserFactory)
+    group = factory.SubFactory(UserGroupFactory)
+    can_view_captures = True
+    can_manage_captures = True
+    can_view_recordings = True
+
+
+class KeywordPolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = KeywordPolicy
+
+    name = factory.Sequence(lambda n: f"Policy {n}")
+    category = Category.SELF_HARM
+
+
+class KeywordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Keyword
+
+    policy = factory.SubFactory(KeywordPolicyFactory)
+    text = factory.Sequence(lambda n: f"keyword{n}")
+    match_kind = MatchKind.WORD
+    severity = Severity.HIGH
+
+
+class CaptureFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Capture
+
+    uuid = factory.LazyFunction(uuid.uuid4)
+    person = factory.SubFactory(PersonFactory)
+    device = factory.SubFactory(DeviceFactory)
+    keyword = factory.SubFactory(KeywordFactory)
+    policy = factory.SelfAttribute("keyword.policy")
+    keyword_text = factory.SelfAttribute("keyword.text")
+    severity = factory.SelfAttribute("keyword.severity")
+    context = factory.LazyAttribute(lambda o: f"... typed {o.keyword_text} here ...")
+    application = "chrome.exe"
+    window_title = "Search - Google Chrome"
+    occurred_at = factory.LazyFunction(timezone.now)
+    status = CaptureStatus.NEW
+    screenshot = factory.LazyFunction(lambda: ContentFile(png_bytes(), name="shot.png"))
+
+
+class RecordingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Recording
+
+    capture = factory.SubFactory(CaptureFactory)
+    device = factory.SelfAttribute("capture.device")
+    person = factory.SelfAttribute("capture.person")
+    started_at = factory.LazyFunction(timezone.now)
+    duration_seconds = 30.0
+    file = factory.LazyFunction(lambda: ContentFile(b"\x00\x00\x00\x18ftypmp42", name="rec.mp4"))
+
+
+class ActivityEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ActivityEvent
+
+    uuid = factory.LazyFunction(uuid.uuid4)
+    type = EventType.WINDOW
+    device = factory.SubFactory(DeviceFactory)
+    person = factory.SubFactory(PersonFactory)
+    occurred_at = factory.LazyFunction(timezone.now)
+    data = factory.LazyFunction(lambda: {"title": "Untitled - Notepad", "application": "notepad.exe"})
+
+
+class ConfideReportFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ConfideReport
+
+    uuid = factory.LazyFunction(uuid.uuid4)
+    message = "Someone in my class is being picked on."
+    about = ConfideReport.About.SOMEONE_ELSE
+    is_anonymous = False
+    person = factory.SubFactory(PersonFactory)
+    device = factory.SubFactory(DeviceFactory)
+    reported_at = factory.LazyFunction(timezone.now)
+
+
+class AssistanceRequestFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AssistanceRequest
+
+    uuid = factory.LazyFunction(uuid.uuid4)
+    person = factory.SubFactory(PersonFactory)
+    device = factory.SubFactory(DeviceFactory)
+    message = "Can someone help me?"
+    requested_at = factory.LazyFunction(timezone.now)
+
+
+def enrolled_device(**kwargs) -> tuple[Device, str]:
+    """A device with a working token: returns (device, token)."""
+    device = DeviceFactory(**kwargs)
+    return device, device_token_issue(device=device)
