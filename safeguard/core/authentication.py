@@ -7,6 +7,8 @@ from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+# Importing the schema module registers the OpenAPI description of this scheme (DeviceTokenScheme).
+from safeguard.core import schema as _schema  # noqa: F401
 from safeguard.core.tokens import hash_secret
 
 
@@ -25,16 +27,25 @@ class DevicePrincipal:
 
 
 class DeviceTokenAuthentication(authentication.BaseAuthentication):
+    """Looks the token up by its SHA-256 hash; revoked tokens and tokens of revoked devices fail.
+
+    A missing header returns None so that IsDevice answers 401 "not authenticated"; any other
+    scheme, an empty token or an unknown one raises, also 401. Both carry `WWW-Authenticate: Device`
+    (from authenticate_header), which DRF needs to answer 401 rather than 403.
+    """
+
     keyword = "Device"
 
     def authenticate(self, request: Request) -> tuple[DevicePrincipal, object] | None:
         from safeguard.groups.models import DeviceToken
 
-        header = authentication.get_authorization_header(request).decode("latin-1")
+        header = authentication.get_authorization_header(request).decode("latin-1").strip()
         if not header:
             return None
         scheme, _, token = header.partition(" ")
-        if scheme != self.keyword or not token.strip():
+        token = token.strip()
+        # Auth schemes are case-insensitive (RFC 9110 section 11.1); the token never contains a space.
+        if scheme.lower() != self.keyword.lower() or not token or " " in token:
             raise exceptions.AuthenticationFailed("Send 'Authorization: Device <token>'.")
         record = (
             DeviceToken.objects.select_related("device")

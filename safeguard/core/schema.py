@@ -4,8 +4,11 @@ Import `ErrorSerializer` (and the ready-made `ERROR_RESPONSES` helpers) in `@ext
 so every documented rejection carries the one error shape of `safeguard.core.api`.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 
@@ -19,6 +22,19 @@ class ErrorSerializer(serializers.Serializer):
         "Nested fields are dotted (events.0.occurred_at); `body` means the request body as a whole "
         "(malformed JSON, too large). Empty when no single field is to blame.",
     )
+
+
+class AgentRequestSerializer(serializers.Serializer):
+    """Base for agent request bodies: a body that is not a JSON object is refused naming `body`.
+
+    (DRF would otherwise report a list or `null` body under `non_field_errors`.) Unknown fields
+    are ignored, so newer agents can send more than an older server understands.
+    """
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if not isinstance(data, Mapping):
+            raise serializers.ValidationError({"body": ["must be a JSON object"]})
+        return super().run_validation(data)
 
 
 def error_response(description: str) -> OpenApiResponse:
@@ -41,6 +57,16 @@ DEVICE_ERROR_RESPONSES = {
     413: PAYLOAD_TOO_LARGE,
     415: UNSUPPORTED_MEDIA_TYPE,
 }
+
+
+# Add to `parameters=` of device-authenticated endpoints: documents the challenge on 401.
+WWW_AUTHENTICATE_HEADER = OpenApiParameter(
+    "WWW-Authenticate",
+    type=str,
+    location=OpenApiParameter.HEADER,
+    response=[401],
+    description="Always `Device`: the scheme the agent API expects.",
+)
 
 
 class DeviceTokenScheme(OpenApiAuthenticationExtension):

@@ -2,13 +2,25 @@
 
 from datetime import datetime
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from safeguard.core.api import ApiError
 from safeguard.core.tokens import hash_secret, new_enrolment_code, new_token
-from safeguard.groups.models import Device, DeviceToken, EnrolmentCode, Membership, MonitoringGroup, Person
+from safeguard.groups.models import (
+    Device,
+    DeviceCommand,
+    DeviceToken,
+    EnrolmentCode,
+    Membership,
+    MonitoringGroup,
+    Person,
+)
+
+# Marks a heartbeat field the agent did not send (distinct from an explicit null).
+UNCHANGED: object = object()
 
 
 def person_get_or_create(*, username: str, seen_at: datetime | None = None) -> Person:
@@ -46,12 +58,25 @@ def enrolment_code_create(
     return record, code
 
 
+def enrolment_code_normalise(code: str) -> str:
+    """The code in the form it was issued (XXXX-XXXX-XXXX-XXXX), however a person typed it.
+
+    People type codes in lower case, with spaces or without dashes; every issued code is 16
+    characters in groups of four, so regrouping the letters and digits recovers its hashed form.
+    """
+    compact = "".join(ch for ch in code.upper() if ch.isalnum())
+    if len(compact) != 16:
+        return code.strip().upper()
+    return "-".join(compact[i : i + 4] for i in range(0, 16, 4))
+
+
 def _claim_enrolment_code(code: str) -> EnrolmentCode:
     """Use one of the code's uses, atomically; refuse unknown, expired, revoked or used-up codes."""
     now = timezone.now()
+    code = enrolment_code_normalise(code)
     claimed = EnrolmentCode.objects.filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=now),
-        code_hash=hash_secret(code.upper()),
+        code_hash=hash_secret(code),
         revoked_at__isnull=True,
         uses__lt=F("max_uses"),
     ).update(uses=F("uses") + 1)
@@ -61,7 +86,7 @@ def _claim_enrolment_code(code: str) -> EnrolmentCode:
             fields={"code": ["unknown, expired, revoked or used up"]},
             status_code=400,
         )
-    return EnrolmentCode.objects.get(code_hash=hash_secret(code.upper()))
+    return EnrolmentCode.objects.get(code_hash=hash_secret(code))
 
 
 @transaction.atomic
@@ -107,3 +132,107 @@ def device_touch(*, device: Device, person: Person | None = None) -> None:
     if person is not None:
         updates["current_person"] = person
     Device.objects.filter(pk=device.pk).update(**updates)
+
+
+def device_command_claim_pending(*, device: Device) -> list[DeviceCommand]:
+    """Mark the device's undelivered commands delivered and return them, oldest first.
+
+    Each command is handed to exactly one heartbeat, even when two run at once: on PostgreSQL
+    the rows are locked FOR UPDATE SKIP LOCKED, so a concurrent heartbeat skips them, and once
+    this transaction commits they are no longer pending. On SQLite (no row locks) the
+    connection's IMMEDIATE transactions take the write lock at BEGIN, so heartbeats run one
+    after the other. The update repeats the "still pending" condition as a second guard.
+    """
+    with transaction.atomic():
+        pending = list(
+            DeviceCommand.objects.select_for_update(skip_locked=True)
+            .filter(device=device, delivered_at__isnull=True)
+            .order_by("created_at", "id")
+        )
+        if not pending:
+            return []
+        now = timezone.now()
+        DeviceCommand.objects.filter(pk__in=[command.pk for command in pending], delivered_at__isnull=True).update(
+            delivered_at=now
+        )
+        for command in pending:
+            command.delivered_at = now
+        return pending
+
+
+def device_heartbeat(
+    *,
+    device: Device,
+    username: str | None = None,
+    agent_version: str | None = None,
+    monitoring_paused_until: datetime | None | object = UNCHANGED,
+    event: str | None = None,
+) -> list[DeviceCommand]:
+    """Record a heartbeat and return the commands to deliver with its answer.
+
+    Marks the device seen; the reported user (created on first sight) becomes its current
+    person. `monitoring_paused_until` is stored when sent (None clears it), left alone when
+    UNCHANGED. Start/pause/resume/stop events are tamper evidence, so each writes an audit row.
+    """
+    from safeguard.logs.services import audit_record
+
+    now = timezone.now()
+    with transaction.atomic():
+        person = None
+        if username:
+            person = person_get_or_create(username=username, seen_at=now)
+            Person.objects.filter(pk=person.pk).update(last_seen_at=now)
+        device_touch(device=device, person=person)
+        updates: dict = {}
+        if agent_version:
+            updates["agent_version"] = agent_version
+        if monitoring_paused_until is not UNCHANGED:
+            updates["monitoring_paused_until"] = monitoring_paused_until
+        if updates:
+            Device.objects.filter(pk=device.pk).update(**updates)
+        if event:
+            paused_until = None if monitoring_paused_until is UNCHANGED else monitoring_paused_until
+            summary = f"Agent on {device.hostname} reported: monitoring {event}"
+            if event == "paused" and paused_until is not None:
+                summary += f" until {paused_until.isoformat()}"
+            audit_record(
+                actor=None,
+                actor_name=device.hostname,
+                action=f"device.{event}",
+                target=device,
+                summary=summary,
+                after={
+                    "event": event,
+                    "user": username or None,
+                    "monitoring_paused_until": paused_until.isoformat() if paused_until else None,
+                },
+            )
+        return device_command_claim_pending(device=device)
+
+
+def device_thumbnail_replace(*, device: Device, image: UploadedFile, extension: str) -> str:
+    """Store a new live thumbnail for the device and delete the one it replaces.
+
+    The file is named from the device's UUID and the time (never the client's file name).
+    The device row is locked so two uploads at once cannot both think they replace the same
+    file; the old file is deleted only after the commit, so a failed write loses nothing.
+    Returns the stored file's name.
+    """
+    now = timezone.now()
+    storage = Device._meta.get_field("thumbnail").storage
+    with transaction.atomic():
+        locked = Device.objects.select_for_update().only("pk", "uuid", "thumbnail").get(pk=device.pk)
+        previous = locked.thumbnail.name
+        locked.thumbnail.save(f"{locked.uuid}-{now:%Y%m%d%H%M%S%f}.{extension}", image, save=False)
+        stored = locked.thumbnail.name
+        try:
+            Device.objects.filter(pk=device.pk).update(thumbnail=stored, thumbnail_updated_at=now)
+        except Exception:
+            storage.delete(stored)
+            raise
+        if previous and previous != stored:
+            transaction.on_commit(lambda: storage.delete(previous))
+    device.thumbnail.name = stored
+    device.thumbnail_updated_at = now
+    return stored
+
