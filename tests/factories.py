@@ -11,10 +11,19 @@ from PIL import Image
 
 from safeguard.captures.models import Capture, CaptureStatus, Recording
 from safeguard.confide.models import AssistanceRequest, ConfideReport
-from safeguard.groups.models import Device, GroupKind, Membership, MonitoringGroup, Person, StaffAccess
+from safeguard.groups.models import (
+    CommandType,
+    Device,
+    DeviceCommand,
+    GroupKind,
+    Membership,
+    MonitoringGroup,
+    Person,
+    StaffAccess,
+)
 from safeguard.groups.services import device_token_issue
 from safeguard.logs.models import ActivityEvent, EventType
-from safeguard.policies.models import Category, Keyword, KeywordPolicy, MatchKind, Severity
+from safeguard.policies.models import Category, GroupPolicySetting, Keyword, KeywordPolicy, MatchKind, Severity
 
 PASSWORD = "correct-horse-battery"
 
@@ -176,6 +185,24 @@ class AssistanceRequestFactory(factory.django.DjangoModelFactory):
     device = factory.SubFactory(DeviceFactory)
     message = "Can someone help me?"
     requested_at = factory.LazyFunction(timezone.now)
+
+
+class GroupPolicySettingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = GroupPolicySetting
+
+    group = factory.SubFactory(UserGroupFactory)
+    policy = factory.SubFactory(KeywordPolicyFactory, applies_to_everyone=False)
+    mode = GroupPolicySetting.Mode.APPLY
+
+
+class DeviceCommandFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DeviceCommand
+
+    device = factory.SubFactory(DeviceFactory)
+    type = CommandType.RECORD_SCREEN
+    params = factory.LazyFunction(lambda: {"seconds": 30})
 
 
 def enrolled_device(**kwargs) -> tuple[Device, str]:
