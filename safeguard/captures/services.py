@@ -1,0 +1,202 @@
+"""Writes for captures and recordings: ingestion from agents and the screenshot preview."""
+
+import io
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import Storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from PIL import Image
+
+from safeguard.captures.models import Capture, Recording, screenshot_preview_path
+from safeguard.captures.selectors import capture_get_for_device, keyword_find_for_capture
+from safeguard.core.api import ApiError, field_error
+from safeguard.groups.models import Device
+from safeguard.groups.services import device_touch, person_get_or_create
+from safeguard.policies.models import Keyword, KeywordPolicy
+
+# The console's capture list shows screenshots at about this width; the full image opens on demand.
+PREVIEW_WIDTH = 480
+PREVIEW_QUALITY = 75
+
+
+def _delete_quietly(storage: Storage, name: str) -> None:
+    if name:
+        storage.delete(name)
+
+
+def _capture_for_resend(*, existing: Capture, device: Device) -> tuple[Capture, bool]:
+    """A resend of a capture this device already reported is harmless; another device's id is refused.
+
+    The refusal is 409 with a neutral message: it says the id is taken, never whose capture it
+    is or what it holds. (Capture ids are random UUIDs the agent makes, so a clash is a bug or a
+    forgery, not something an honest agent can run into.)
+    """
+    if existing.device_id != device.pk:
+        raise ApiError(
+            "This capture id is already in use.",
+            fields={"metadata.id": ["already in use"]},
+            status_code=409,
+        )
+    return existing, False
+
+
+def _policy_and_keyword(*, keyword_text: str, policy_uuid: uuid.UUID | None) -> tuple[KeywordPolicy, Keyword | None]:
+    """The policy a capture belongs to: the one the agent names, else found from the keyword's text."""
+    if policy_uuid is not None:
+        policy = KeywordPolicy.objects.filter(uuid=policy_uuid).first()
+        if policy is None:
+            raise field_error("metadata.policy", "no such policy")
+        # The keyword may have been edited or removed since the agent's config; the text is kept anyway.
+        keyword = policy.keywords.filter(text__iexact=keyword_text.strip()).first()
+        return policy, keyword
+    keyword = keyword_find_for_capture(text=keyword_text)
+    if keyword is None:
+        raise field_error("metadata.keyword", "matches no enabled keyword (send `policy` to name its policy)")
+    return keyword.policy, keyword
+
+
+def capture_ingest(
+    *, device: Device, metadata: Mapping[str, Any], screenshot: File, extension: str
+) -> tuple[Capture, bool]:
+    """Store a capture reported by `device`; returns (capture, created).
+
+    `metadata` is validated (id, occurred_at, user, keyword, severity, context, application,
+    window_title, url, policy?); `screenshot` is a checked image whose file extension is
+    `extension`. A resend of a capture the device already reported returns it unchanged
+    (created False) whatever screenshot came with it.
+
+    Nothing half-written: the screenshot is written to storage inside the transaction and
+    deleted again if anything fails before the commit, including the commit itself (e.g. two
+    copies of one capture arriving at once: the loser's INSERT hits the unique uuid, its file is
+    removed and it answers like a resend). The transaction is durable (never nested) so that no
+    caller's later rollback can leave the file behind. The preview is made after the commit.
+    """
+    existing = Capture.objects.filter(uuid=metadata["id"]).only("pk", "uuid", "device_id", "status").first()
+    if existing is not None:
+        return _capture_for_resend(existing=existing, device=device)
+    policy, keyword = _policy_and_keyword(keyword_text=metadata["keyword"], policy_uuid=metadata.get("policy"))
+    capture = Capture(
+        uuid=metadata["id"],
+        device=device,
+        policy=policy,
+        keyword=keyword,
+        keyword_text=metadata["keyword"].strip(),
+        severity=metadata["severity"],
+        context=metadata.get("context", ""),
+        application=metadata.get("application", ""),
+        window_title=metadata.get("window_title", ""),
+        url=metadata.get("url", ""),
+        occurred_at=metadata["occurred_at"],
+    )
+    storage = Capture._meta.get_field("screenshot").storage
+    try:
+        with transaction.atomic(durable=True):
+            capture.person = person_get_or_create(username=metadata["user"], seen_at=metadata["occurred_at"])
+            capture.screenshot.save(f"screenshot.{extension}", screenshot, save=False)
+            capture.save(force_insert=True)
+            device_touch(device=device)
+            transaction.on_commit(partial(_fire_make_preview, capture.pk), robust=True)
+    except IntegrityError:
+        _delete_quietly(storage, capture.screenshot.name)
+        existing = Capture.objects.filter(uuid=metadata["id"]).only("pk", "uuid", "device_id", "status").first()
+        if existing is None:
+            raise
+        return _capture_for_resend(existing=existing, device=device)
+    except BaseException:
+        _delete_quietly(storage, capture.screenshot.name)
+        raise
+    return capture, True
+
+
+def _fire_make_preview(capture_id: int) -> None:
+    from safeguard.captures.tasks import capture_make_preview
+
+    capture_make_preview.delay(capture_id)
+
+
+def capture_make_preview(*, capture_id: int) -> bool:
+    """Make the capture's console preview (WebP, PREVIEW_WIDTH wide); True if this call made it.
+
+    Idempotent: a capture that already has a preview (or no screenshot, or no longer exists) is
+    left alone. Two runs at once both may render, but only the one whose conditional update
+    finds the preview still empty keeps its file; the other deletes its own.
+    """
+    capture = (
+        Capture.objects.filter(pk=capture_id)
+        .only("pk", "uuid", "occurred_at", "screenshot", "screenshot_preview")
+        .first()
+    )
+    if capture is None or capture.screenshot_preview or not capture.screenshot:
+        return False
+    with capture.screenshot.open("rb") as source, Image.open(source) as image:
+        preview = image.convert("RGB")
+    if preview.width > PREVIEW_WIDTH:
+        height = max(1, round(preview.height * PREVIEW_WIDTH / preview.width))
+        preview = preview.resize((PREVIEW_WIDTH, height), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    preview.save(buffer, "WEBP", quality=PREVIEW_QUALITY, method=4)
+    storage = Capture._meta.get_field("screenshot_preview").storage
+    name = storage.save(screenshot_preview_path(capture, "preview.webp"), ContentFile(buffer.getvalue()))
+    try:
+        claimed = Capture.objects.filter(pk=capture.pk, screenshot_preview="").update(
+            screenshot_preview=name, updated_at=timezone.now()
+        )
+    except BaseException:
+        storage.delete(name)
+        raise
+    if not claimed:
+        storage.delete(name)
+        return False
+    return True
+
+
+def recording_attach(
+    *,
+    device: Device,
+    capture_uuid: uuid.UUID,
+    upload: File,
+    started_at: datetime | None = None,
+    duration_seconds: float | None = None,
+) -> tuple[Recording, bool]:
+    """Attach the screen recording of a capture the device reported; returns (recording, created).
+
+    Unknown captures and other devices' captures are 404 alike. A capture has at most one
+    recording (one-to-one), so a resend returns the stored one and stores nothing. The file is
+    written inside a durable transaction and removed if the row is not committed, as for captures.
+    """
+    capture = capture_get_for_device(device=device, capture_uuid=capture_uuid)
+    existing = Recording.objects.filter(capture=capture).first()
+    if existing is not None:
+        return existing, False
+    recording = Recording(
+        capture=capture,
+        device=device,
+        person=capture.person,
+        # The agent starts recording when the keyword matches.
+        started_at=started_at or capture.occurred_at,
+        duration_seconds=duration_seconds,
+        size_bytes=upload.size or 0,
+        visibility=Recording.Visibility.PUBLIC,
+    )
+    storage = Recording._meta.get_field("file").storage
+    try:
+        with transaction.atomic(durable=True):
+            recording.file.save("recording.mp4", upload, save=False)
+            recording.save(force_insert=True)
+            device_touch(device=device)
+    except IntegrityError:
+        _delete_quietly(storage, recording.file.name)
+        existing = Recording.objects.filter(capture=capture).first()
+        if existing is None:
+            raise
+        return existing, False
+    except BaseException:
+        _delete_quietly(storage, recording.file.name)
+        raise
+    return recording, True
