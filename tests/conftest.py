@@ -16,6 +16,8 @@ from tests.factories import (
     enrolled_device,
 )
 
+pytest_plugins = ["tests.workers"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path):

@@ -73,7 +73,7 @@ def event_batch_ingest(*, device: Device, events: Sequence[Mapping[str, Any]]) -
     """
     ids = [event["id"] for event in events]
     with transaction.atomic():
-        list(Device.objects.select_for_update().filter(pk=device.pk).values_list("pk", flat=True))
+        list(Device.objects.select_for_update().filter(pk=device.pk).order_by().values_list("pk", flat=True))
         people = _people_for_events(events)
         existing = set(ActivityEvent.objects.filter(uuid__in=ids).values_list("uuid", flat=True))
         new = [
