@@ -45,3 +45,13 @@ class OSUsernameField(serializers.CharField):
         if any(ord(ch) < 32 for ch in value):
             raise serializers.ValidationError("must not contain control characters")
         return value
+
+
+class AgentUUIDField(serializers.UUIDField):
+    """A UUID given as a string. DRF's UUIDField also takes an integer (UUID(int=12)), which would
+    silently turn an agent bug into a made-up identifier; refuse anything but a string."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
