@@ -47,6 +47,12 @@ class MatchKind(models.TextChoices):
     ABBREVIATION = "abbreviation", "Abbreviation"
 
 
+class KeywordSource(models.TextChoices):
+    LIBRARY = "library", "Shipped library"
+    ADMIN = "admin", "Added by an admin"
+    IMPORT = "import", "Imported list"
+
+
 class KeywordPolicy(PublicIdModel):
     """A named list of keywords in one category."""
 
@@ -79,12 +85,50 @@ class Keyword(BaseModel):
     match_kind = models.CharField(max_length=16, choices=MatchKind.choices, default=MatchKind.WORD)
     severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.MEDIUM)
     enabled = models.BooleanField(default=True)
+    join_spaced_letters = models.BooleanField(
+        default=False,
+        help_text="Also match the keyword typed with its letters spaced out or dotted ('s u i c i d e', 'k.i.l.l').",
+    )
+    requires_nearby = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Words of which at least one must appear nearby before this keyword fires (cuts false alarms "
+        "on ambiguous words such as 'weed' or 'knife'). Empty: always fires.",
+    )
+    nearby_window = models.PositiveSmallIntegerField(
+        default=5, help_text="How many words either side count as nearby for 'requires nearby'."
+    )
+    source = models.CharField(
+        max_length=16,
+        choices=KeywordSource.choices,
+        default=KeywordSource.ADMIN,
+        help_text="Where the keyword came from; reinstalling the shipped library never changes admin tuning.",
+    )
 
     class Meta:
         ordering = ["policy", "text"]
         constraints = [
             models.UniqueConstraint("policy", Lower("text"), name="keyword_text_unique_in_policy"),
             models.CheckConstraint(condition=~Q(text=""), name="keyword_text_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class AllowPhrase(BaseModel):
+    """A phrase that suppresses a hit of its policy inside it: 'kill time', 'diet coke', 'butter knife'."""
+
+    policy = models.ForeignKey(KeywordPolicy, on_delete=models.CASCADE, related_name="allow_phrases")
+    text = models.CharField(max_length=200)
+    source = models.CharField(max_length=16, choices=KeywordSource.choices, default=KeywordSource.ADMIN)
+
+    class Meta:
+        ordering = ["policy", "text"]
+        verbose_name = "allow-list phrase"
+        constraints = [
+            models.UniqueConstraint("policy", Lower("text"), name="allow_phrase_text_unique_in_policy"),
+            models.CheckConstraint(condition=~Q(text=""), name="allow_phrase_text_not_empty"),
         ]
 
     def __str__(self) -> str:
