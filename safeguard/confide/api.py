@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from safeguard.confide.models import ConfideReport
 from safeguard.confide.services import assistance_request_submit, confide_report_submit
 from safeguard.core.authentication import DeviceAPIMixin
-from safeguard.core.fields import AgentTimestampField, OSUsernameField
+from safeguard.core.fields import AgentTimestampField, AgentUUIDField, OSUsernameField
 from safeguard.core.schema import DEVICE_ERROR_RESPONSES, WWW_AUTHENTICATE_HEADER, AgentRequestSerializer
 
 
@@ -24,7 +24,7 @@ ALREADY_STORED = OpenApiResponse(SubmittedSerializer, description="This id was s
 
 
 class ConfideSerializer(AgentRequestSerializer):
-    id = serializers.UUIDField(
+    id = AgentUUIDField(
         help_text="A UUID the agent gives the report; resending the same id is harmless (answered 200)."
     )
     message = serializers.CharField(
@@ -97,7 +97,7 @@ class ConfideView(DeviceAPIMixin, APIView):
 
 
 class AssistanceSerializer(AgentRequestSerializer):
-    id = serializers.UUIDField(
+    id = AgentUUIDField(
         help_text="A UUID the agent gives the request; resending the same id is harmless (answered 200)."
     )
     user = OSUsernameField(help_text="The account asking for help, e.g. SCHOOL\\jsmith.")
