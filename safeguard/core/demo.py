@@ -239,10 +239,10 @@ SCENARIOS = [
     ),
     Scenario(
         "Ethan Morris",
-        "fight after school",
+        "beat him up",
         Category.WEAPONS,
         Severity.MEDIUM,
-        "fight after school behind the sports hall, tell everyone",
+        "we're gonna beat him up after school behind the sports hall",
         "chrome.exe",
         "WhatsApp - Google Chrome",
         "https://web.whatsapp.com/",
@@ -337,13 +337,13 @@ SCENARIOS = [
     ),
     Scenario(
         "Mohammed Ali",
-        "isis",
+        "join isis",
         Category.RADICALISATION,
         Severity.HIGH,
-        "how did isis recruit teenagers online",
+        "why did british teenagers join isis",
         "msedge.exe",
-        "isis recruitment - Search - Microsoft Edge",
-        "https://www.bing.com/search?q=how+did+isis+recruit+teenagers+online",
+        "teenagers join isis - Search - Microsoft Edge",
+        "https://www.bing.com/search?q=why+did+british+teenagers+join+isis",
         CaptureStatus.RESOLVED_FALSE_POSITIVE,
         (("teacher", "History coursework on extremism and radicalisation; confirmed with Mr Shah."),),
         day=3,
@@ -351,15 +351,15 @@ SCENARIOS = [
     ),
     Scenario(
         "Kai Edwards",
-        "kill",
+        "gun",
         Category.WEAPONS,
-        Severity.LOW,
-        "how to kill a frozen process in task manager",
+        Severity.MEDIUM,
+        "cheapest hot glue gun for the DT project",
         "chrome.exe",
-        "kill frozen process - Google Search - Google Chrome",
-        "https://www.google.com/search?q=how+to+kill+a+frozen+process+in+task+manager",
+        "hot glue gun - Google Search - Google Chrome",
+        "https://www.google.com/search?q=cheapest+hot+glue+gun+for+the+DT+project",
         CaptureStatus.RESOLVED_FALSE_POSITIVE,
-        (("teacher", "Computing lesson: operating systems unit."),),
+        (("teacher", "Design and technology project: a glue gun. No concern."),),
         day=2,
         minute=70,
     ),
@@ -377,10 +377,10 @@ SCENARIOS = [
     ),
     Scenario(
         "Sophie Clarke",
-        "hate myself",
+        "punish myself",
         Category.SELF_HARM,
         Severity.MEDIUM,
-        "Dear diary, I hate myself and everyone can tell",
+        "Dear diary, I keep wanting to punish myself and everyone can tell",
         "WINWORD.EXE",
         "diary.docx - Word",
         status=CaptureStatus.UNDER_REVIEW,
@@ -470,7 +470,8 @@ class SeedResult:
     enrolment_code: str | None = None  # the plain code, only on the run that made it
 
     def count(self, name: str, amount: int = 1) -> None:
-        self.created[name] = self.created.get(name, 0) + amount
+        if amount:
+            self.created[name] = self.created.get(name, 0) + amount
 
 
 def demo_uuid(name: str) -> uuid.UUID:

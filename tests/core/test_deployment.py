@@ -1,0 +1,197 @@
+"""The production stack (docker-compose.yml, Dockerfile, deploy/nginx.conf) agrees with the code.
+
+Docker does not run on the development machines, so these files are kept correct by review and
+by these checks: every variable the stack sets is one the server reads, the commands name real
+entry points, and the services share what they must (the database, the broker, the media volume).
+"""
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_SERVICES = ["web", "worker", "beat", "migrate"]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def settings_variables() -> set[str]:
+    """Names of the environment variables settings.py reads (env.str("NAME", ...), env.db("NAME")...)."""
+    source = (ROOT / "safeguard" / "settings.py").read_text()
+    return set(re.findall(r"\benv(?:\.\w+)?\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']", source))
+
+
+def env_example_variables() -> set[str]:
+    names = set()
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        match = re.match(r"^([A-Z][A-Z0-9_]*)=", line)
+        if match:
+            names.add(match.group(1))
+    return names
+
+
+def compose_interpolations() -> set[str]:
+    """Variables docker compose substitutes into docker-compose.yml from .env (${NAME...})."""
+    return set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (ROOT / "docker-compose.yml").read_text()))
+
+
+def command_words(service: dict) -> list[str]:
+    command = service["command"]
+    return command.split() if isinstance(command, str) else [str(word) for word in command]
+
+
+def volume_mounts(service: dict) -> dict[str, str]:
+    """{source: target} of a service's volumes (short syntax, read-only flag dropped)."""
+    mounts = {}
+    for entry in service.get("volumes", []):
+        source, target = entry.split(":")[:2]
+        mounts[source] = target
+    return mounts
+
+
+def nginx_locations() -> dict[str, str]:
+    """{location path: its block's text} of deploy/nginx.conf."""
+    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    return {match.group(1): match.group(2) for match in re.finditer(r"location\s+([^\s{]+)\s*\{([^}]*)\}", text)}
+
+
+def test_the_stack_has_every_service(compose):
+    assert {"postgres", "redis", "web", "worker", "beat", "nginx", "migrate"} <= set(compose["services"])
+    assert compose["services"]["postgres"]["image"].startswith("postgres:16")
+    assert compose["services"]["redis"]["image"].startswith("redis:7")
+
+
+def test_app_services_are_built_from_the_dockerfile(compose):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim-bookworm\b", dockerfile, re.M)
+    assert "libpango-1.0-0" in dockerfile  # WeasyPrint's PDF rendering
+    assert "requirements.txt" in dockerfile
+    assert "collectstatic" in dockerfile
+    for name in APP_SERVICES:
+        assert compose["services"][name]["build"] == "."
+
+
+def test_web_runs_gunicorn_on_the_projects_wsgi_application(compose):
+    words = command_words(compose["services"]["web"])
+    assert words[0] == "gunicorn"
+    assert "safeguard.wsgi" in words
+    from safeguard.wsgi import application
+
+    assert callable(application)
+
+
+@pytest.mark.parametrize("service, role", [("worker", "worker"), ("beat", "beat")])
+def test_celery_services_use_the_projects_celery_app(compose, service, role):
+    words = command_words(compose["services"][service])
+    assert words[:4] == ["celery", "-A", "safeguard", role]
+    # `celery -A safeguard` finds the package's `celery_app`, which must be the app in safeguard/celery.py.
+    import safeguard
+    from safeguard.celery import app
+
+    assert app.main == "safeguard"
+    assert safeguard.celery_app is app
+
+
+def test_migrations_run_before_the_app_starts(compose):
+    migrate = compose["services"]["migrate"]
+    assert "manage.py migrate" in " ".join(command_words(migrate))
+    assert migrate["restart"] == "no"
+    for name in ["web", "worker", "beat"]:
+        assert compose["services"][name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_every_variable_the_stack_sets_is_read_by_settings(compose):
+    read = settings_variables()
+    for name in APP_SERVICES:
+        service = compose["services"][name]
+        assert service["env_file"] == ".env"
+        unknown = set(service["environment"]) - read
+        assert not unknown, f"{name} sets variables settings.py never reads: {sorted(unknown)}"
+
+
+def test_env_example_lists_every_setting_and_nothing_stale():
+    read, listed = settings_variables(), env_example_variables()
+    assert read, "found no env reads in settings.py: the pattern is out of date"
+    assert not read - listed, f"settings.py reads variables .env.example does not list: {sorted(read - listed)}"
+    stale = listed - read - compose_interpolations()
+    assert not stale, f".env.example lists variables nothing reads: {sorted(stale)}"
+
+
+def test_env_example_comments_every_variable():
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    for index, line in enumerate(lines):
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line):
+            assert index > 0 and lines[index - 1].startswith("#"), f"no comment above {line!r}"
+
+
+def test_database_and_broker_urls_point_at_their_services(compose):
+    services = compose["services"]
+    postgres = services["postgres"]["environment"]
+    for name in APP_SERVICES:
+        environment = services[name]["environment"]
+        # ${POSTGRES_PASSWORD:?message} is filled in from .env by docker compose.
+        database = urlsplit(re.sub(r"\$\{[^}]*\}", "secret", environment["DATABASE_URL"]))
+        assert database.scheme in {"postgres", "postgresql"}
+        assert database.hostname == "postgres"
+        assert database.username == postgres["POSTGRES_USER"]
+        assert database.path == "/" + postgres["POSTGRES_DB"]
+        assert "${POSTGRES_PASSWORD" in environment["DATABASE_URL"]
+        assert urlsplit(environment["REDIS_URL"]).hostname == "redis"
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    for name in ["migrate", "web"]:
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_media_volume_is_shared_by_web_worker_and_nginx(compose):
+    services = compose["services"]
+    media_root = services["web"]["environment"]["MEDIA_ROOT"]
+    volume = next(source for source, target in volume_mounts(services["web"]).items() if target == media_root)
+    assert volume in compose["volumes"]
+    assert volume_mounts(services["worker"]).get(volume) == services["worker"]["environment"]["MEDIA_ROOT"]
+    nginx_media = volume_mounts(services["nginx"])[volume]
+    # Django answers X-Accel-Redirect: <prefix><path>; nginx's internal location maps it onto the volume.
+    prefix = services["web"]["environment"]["SAFEGUARD_X_ACCEL_REDIRECT_PREFIX"]
+    location = nginx_locations()[prefix]
+    assert re.search(r"^\s*internal;", location, re.M)
+    assert re.search(rf"^\s*alias\s+{re.escape(nginx_media.rstrip('/'))}/;", location, re.M)
+
+
+def test_nginx_serves_static_files_and_proxies_the_rest_to_web(compose):
+    services = compose["services"]
+    static_root = services["web"]["environment"]["STATIC_ROOT"]
+    volume = next(source for source, target in volume_mounts(services["web"]).items() if target == static_root)
+    assert volume_mounts(services["migrate"])[volume] == static_root  # filled by collectstatic there
+    locations = nginx_locations()
+    assert re.search(
+        rf"alias\s+{re.escape(volume_mounts(services['nginx'])[volume].rstrip('/'))}/;", locations["/static/"]
+    )
+    assert "proxy_pass http://safeguard_web;" in locations["/"]
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+    bind = next(word for word in command_words(services["web"]) if word.startswith("--bind="))
+    assert re.search(rf"server\s+web:{bind.rsplit(':', 1)[1]};", config)
+    assert "./deploy/nginx.conf" in volume_mounts(services["nginx"])
+
+
+def test_data_lives_in_named_volumes_and_services_have_healthchecks(compose):
+    assert volume_mounts(compose["services"]["postgres"])["pgdata"] == "/var/lib/postgresql/data"
+    assert "pgdata" in compose["volumes"]
+    for name in ["postgres", "redis", "web", "worker", "nginx"]:
+        assert compose["services"][name]["healthcheck"]["test"], name
+
+
+def test_makefile_and_ci_entry_points():
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ["run", "test", "lint", "bench", "clean"]:
+        assert re.search(rf"^{target}:", makefile, re.M), f"Makefile has no {target} target"
+    ci = ROOT / ".ci" / "run"
+    assert os.access(ci, os.X_OK)
+    text = ci.read_text()
+    assert "set -euo pipefail" in text
+    assert re.search(r"^make test\b", text, re.M)
