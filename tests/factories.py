@@ -9,8 +9,8 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 from PIL import Image
 
-from safeguard.captures.models import Capture, CaptureStatus, Recording
-from safeguard.confide.models import AssistanceRequest, ConfideReport
+from safeguard.captures.models import Capture, CaptureNote, CaptureStatus, Recording
+from safeguard.confide.models import AssistanceRequest, ConfideNote, ConfideReport
 from safeguard.groups.models import (
     CommandType,
     Device,
@@ -22,8 +22,17 @@ from safeguard.groups.models import (
     StaffAccess,
 )
 from safeguard.groups.services import device_token_issue
-from safeguard.logs.models import ActivityEvent, EventType
-from safeguard.policies.models import Category, GroupPolicySetting, Keyword, KeywordPolicy, MatchKind, Severity
+from safeguard.logs.models import ActivityEvent, AuditEntry, EventType
+from safeguard.policies.models import (
+    ActionRule,
+    AlertRule,
+    Category,
+    GroupPolicySetting,
+    Keyword,
+    KeywordPolicy,
+    MatchKind,
+    Severity,
+)
 
 PASSWORD = "correct-horse-battery"
 
@@ -209,3 +218,57 @@ def enrolled_device(**kwargs) -> tuple[Device, str]:
     """A device with a working token: returns (device, token)."""
     device = DeviceFactory(**kwargs)
     return device, device_token_issue(device=device)
+
+
+class CaptureNoteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CaptureNote
+
+    capture = factory.SubFactory(CaptureFactory)
+    author = factory.SubFactory(StaffUserFactory)
+    text = "Spoke with the pupil; no further action."
+
+
+class ConfideNoteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ConfideNote
+
+    report = factory.SubFactory(ConfideReportFactory)
+    author = factory.SubFactory(StaffUserFactory)
+    text = "Passed to the head of year."
+
+
+class AlertRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AlertRule
+
+    name = factory.Sequence(lambda n: f"Alert rule {n}")
+    group = factory.SubFactory(UserGroupFactory)
+    min_severity = Severity.HIGH
+
+
+class ActionRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ActionRule
+
+    name = factory.Sequence(lambda n: f"Action rule {n}")
+    group = factory.SubFactory(UserGroupFactory)
+    min_severity = Severity.SEVERE
+    threshold = 50
+    move_to_group = factory.SubFactory(UserGroupFactory, is_watch_group=True)
+
+
+class AuditEntryFactory(factory.django.DjangoModelFactory):
+    """An audit row as a service would write it (services use safeguard.logs.services.audit_record)."""
+
+    class Meta:
+        model = AuditEntry
+
+    actor = factory.SubFactory(StaffUserFactory)
+    actor_name = factory.LazyAttribute(lambda o: o.actor.username if o.actor else "system")
+    action = "capture.status_changed"
+    target_type = "capture"
+    target_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    summary = "Status changed from New to Under review"
+    before = factory.LazyFunction(lambda: {"status": "new"})
+    after = factory.LazyFunction(lambda: {"status": "under_review"})

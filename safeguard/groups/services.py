@@ -1,10 +1,14 @@
 """Writes for people, devices, enrolment and groups."""
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from safeguard.core.api import ApiError
@@ -14,6 +18,7 @@ from safeguard.groups.models import (
     DeviceCommand,
     DeviceToken,
     EnrolmentCode,
+    GroupKind,
     Membership,
     MonitoringGroup,
     Person,
@@ -236,3 +241,126 @@ def device_thumbnail_replace(*, device: Device, image: UploadedFile, extension: 
     device.thumbnail_updated_at = now
     return stored
 
+
+@dataclass(frozen=True)
+class BulkAddResult:
+    """What a bulk add did: members added, members who were already in the group, people created."""
+
+    added: int
+    already: int
+    people_created: int
+
+
+def _clean_lines(lines: Sequence[str], *, what: str, max_length: int) -> tuple[list[tuple[int, str]], list[str]]:
+    """Non-blank entries as (line number, value), first spelling of each name only; and the errors found."""
+    entries: list[tuple[int, str]] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(lines, start=1):
+        value = raw.strip()
+        if not value:
+            continue
+        if len(value) > max_length:
+            errors.append(f"Line {number}: the {what} is longer than {max_length} characters.")
+        elif any(ord(ch) < 32 for ch in value):
+            errors.append(f"Line {number}: the {what} contains control characters.")
+        elif value.lower() not in seen:
+            seen.add(value.lower())
+            entries.append((number, value))
+    return entries, errors
+
+
+def membership_bulk_add(
+    *,
+    group: MonitoringGroup,
+    usernames: Sequence[str] = (),
+    hostnames: Sequence[str] = (),
+    people: Iterable[Person] = (),
+    devices: Iterable[Device] = (),
+    added_by=None,
+) -> BulkAddResult:
+    """Add many people (user group) or devices (device group) at once: all of them, or none.
+
+    `usernames` and `hostnames` are lines as an admin pasted them (blank lines are skipped but
+    counted, so errors name the line). Unknown usernames become people on first sight, as the
+    agent would create them; hostnames must name exactly one enrolled, unrevoked device, since
+    devices only exist by enrolling. Every line is checked before anything is written, and the
+    writes share one transaction. Raises ValidationError listing every problem.
+    """
+    people = list(people)
+    devices = list(devices)
+    errors: list[str] = []
+    wants_people = bool(people) or any(name.strip() for name in usernames)
+    wants_devices = bool(devices) or any(name.strip() for name in hostnames)
+    if group.kind == GroupKind.USER and wants_devices:
+        errors.append(f"{group} is a user group: add people to it, not devices.")
+    if group.kind == GroupKind.DEVICE and wants_people:
+        errors.append(f"{group} is a device group: add devices to it, not people.")
+    username_entries, username_errors = _clean_lines(usernames, what="username", max_length=255)
+    hostname_entries, hostname_errors = _clean_lines(hostnames, what="hostname", max_length=255)
+    errors += username_errors + hostname_errors
+
+    found_devices: list[Device] = list(devices)
+    for number, hostname in hostname_entries:
+        matches = list(Device.objects.filter(hostname__iexact=hostname, revoked_at__isnull=True)[:2])
+        if not matches:
+            errors.append(f"Line {number}: no enrolled device is called {hostname}.")
+        elif len(matches) > 1:
+            errors.append(f"Line {number}: several enrolled devices are called {hostname}; pick them from the list.")
+        else:
+            found_devices.append(matches[0])
+    if errors:
+        raise ValidationError(errors)
+
+    now = timezone.now()
+    with transaction.atomic():
+        lowered = [name.lower() for _, name in username_entries]
+        existing = set(
+            Person.objects.annotate(lower_name=Lower("username"))
+            .filter(lower_name__in=lowered)
+            .values_list("lower_name", flat=True)
+        )
+        members: dict[int, Person] = {}
+        for _, username in username_entries:
+            person = person_get_or_create(username=username, seen_at=now)
+            members[person.pk] = person
+        for person in people:
+            members[person.pk] = person
+        device_members: dict[int, Device] = {device.pk: device for device in found_devices}
+
+        added = already = 0
+        for person in members.values():
+            _, created = Membership.objects.get_or_create(group=group, person=person, defaults={"added_by": added_by})
+            added, already = (added + 1, already) if created else (added, already + 1)
+        for device in device_members.values():
+            _, created = Membership.objects.get_or_create(group=group, device=device, defaults={"added_by": added_by})
+            added, already = (added + 1, already) if created else (added, already + 1)
+        people_created = len({name for name in lowered if name not in existing})
+        if added:
+            from safeguard.logs.services import audit_record
+
+            audit_record(
+                actor=added_by,
+                action="group.members_added",
+                target=group,
+                summary=f"Added {added} member(s) to {group} ({people_created} new people)",
+                after={"added": added, "already": already, "people_created": people_created},
+            )
+    return BulkAddResult(added=added, already=already, people_created=people_created)
+
+
+def enrolment_code_revoke(*, code: EnrolmentCode, revoked_by=None) -> bool:
+    """Stop an enrolment code from enrolling more devices. False when it was already revoked."""
+    from safeguard.logs.services import audit_record
+
+    with transaction.atomic():
+        revoked = EnrolmentCode.objects.filter(pk=code.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if revoked:
+            audit_record(
+                actor=revoked_by,
+                action="enrolment_code.revoked",
+                target=code,
+                summary=f"Revoked enrolment code {code.code_hint}… {code.label}".strip(),
+            )
+    code.refresh_from_db()
+    return bool(revoked)
