@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import redis
 from django.conf import settings as django_settings
 from django.db import connection
 
@@ -165,14 +166,24 @@ def celery_worker(transactional_db, settings, celery_queue, tmp_path) -> Iterato
         yield worker
     finally:
         _stop(process)
-        try:
-            with celery_app.connection_for_write() as conn:
-                conn.default_channel.queue_purge(celery_queue)
-        except Exception:  # noqa: S110 - best-effort cleanup of an emptied, per-session queue
-            pass
+        _delete_queue_keys(celery_queue)
         for key, value in previous.items():
             setattr(celery_app.conf, key, value)
         _reset_producers()
+
+
+def _delete_queue_keys(queue: str) -> None:
+    """Remove the queue's keys from Redis (its list and kombu's binding sets): no litter per session.
+
+    The name is unique to this session, so matching on it cannot touch anyone else's keys.
+    """
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"*{queue}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def _wait_until_ready(worker: Worker) -> None:
