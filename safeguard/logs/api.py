@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from safeguard.core.authentication import DeviceAPIMixin
 from safeguard.core.fields import AgentTimestampField, OSUsernameField
-from safeguard.core.schema import DEVICE_ERROR_RESPONSES
+from safeguard.core.schema import DEVICE_ERROR_RESPONSES, AgentRequestSerializer
 from safeguard.logs.models import EventType
 from safeguard.logs.services import event_batch_ingest
 
@@ -151,7 +151,7 @@ class EventSerializer(serializers.Serializer):
         return attrs
 
 
-class EventBatchSerializer(serializers.Serializer):
+class EventBatchSerializer(AgentRequestSerializer):
     """A batch of activity events: all are stored, or (on any invalid event) none."""
 
     events = EventSerializer(
@@ -206,8 +206,6 @@ class EventBatchView(DeviceAPIMixin, APIView):
         tags=["agent"],
     )
     def post(self, request: Request) -> Response:
-        if not isinstance(request.data, Mapping):
-            raise serializers.ValidationError({"body": ["must be a JSON object"]})
         serializer = EventBatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = event_batch_ingest(device=self.device(request), events=serializer.validated_data["events"])
