@@ -1,7 +1,7 @@
 """Writes for Confide reports and assistance requests."""
 
 import uuid as uuid_module
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -12,7 +12,8 @@ from safeguard.groups.services import person_get_or_create
 
 
 def _to_the_hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
+    """In UTC, so that half-hour zones truncate the same way and the sender's offset is not kept."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def confide_report_submit(

@@ -2,7 +2,7 @@
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -179,3 +179,10 @@ def test_unauthenticated_reports_are_refused():
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Device"
     assert not ConfideReport.objects.exists()
+
+
+@pytest.mark.django_db
+def test_anonymous_time_is_truncated_to_the_utc_hour_whatever_the_senders_zone(device_client):
+    body = report(anonymous=True, occurred_at="2024-05-01T10:47:13.5+05:30")
+    assert device_client.post(URL, body, format="json").status_code == 201
+    assert ConfideReport.objects.get().reported_at == datetime(2024, 5, 1, 5, 0, tzinfo=UTC)
