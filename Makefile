@@ -15,6 +15,9 @@ PYTEST_ARGS ?=
 
 AGENT_PYPROJECT := $(wildcard agent/pyproject.toml)
 AGENT_TESTS := $(wildcard agent/tests)
+# The project's own CSS/JS; collectstatic reruns when one of them (or an installed package) changes.
+STATIC_SOURCES := $(shell find static safeguard -path '*/static/*' -type f 2>/dev/null)
+STATIC_STAMP := var/static/.collected
 
 .PHONY: help run test lint format bench clean distclean
 
@@ -43,9 +46,8 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(AGENT_PYPROJECT)
 # The embedded mode: SQLite under var/, media under var/media, tasks in-process, no service needed
 # (unless DATABASE_URL/REDIS_URL are set in the environment or in .env). DEBUG stays off, so static
 # files are served by WhiteNoise from var/static after collectstatic, as in production.
-run: $(VENV)/.installed-runtime
+run: $(VENV)/.installed-runtime $(STATIC_STAMP)
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo
 	@echo
 	@echo "Safeguard is starting on http://$(HOST):$(PORT)/"
@@ -56,7 +58,12 @@ run: $(VENV)/.installed-runtime
 	@echo "  Stop with Ctrl+C."
 	@echo
 	exec $(VENV)/bin/gunicorn safeguard.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --threads 4 \
-		--access-logfile - --error-logfile -
+		--no-control-socket --access-logfile - --error-logfile -
+
+# collectstatic compresses every file (about half a minute), so it runs only when something changed.
+$(STATIC_STAMP): $(STATIC_SOURCES) $(VENV)/.installed-runtime
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@mkdir -p $(@D) && touch $@
 
 # CI and developers: the suite runs on PostgreSQL and real Redis. Both URLs can be overridden from
 # the environment (each developer uses their own database name).
