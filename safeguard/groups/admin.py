@@ -202,7 +202,8 @@ class MonitoringGroupAdmin(admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_change_permission(request, group):
             raise PermissionDenied
-        form = GroupBulkAddForm(request.POST or None, group=group, admin_site=self.admin_site)
+        data = request.POST if request.method == "POST" else None
+        form = GroupBulkAddForm(data, group=group, admin_site=self.admin_site)
         if request.method == "POST" and form.is_valid():
             lines = form.lines()
             try:
