@@ -14,7 +14,8 @@ WORKERS ?= 2
 PYTEST_ARGS ?=
 
 AGENT_PYPROJECT := $(wildcard agent/pyproject.toml)
-AGENT_TESTS := $(wildcard agent/tests)
+# The agent's own tests run in a second pytest process: both folders are called `tests`.
+AGENT_TESTS := $(shell find agent/tests -name 'test_*.py' 2>/dev/null | head -n 1)
 # The project's own CSS/JS; collectstatic reruns when one of them (or an installed package) changes.
 STATIC_SOURCES := $(shell find static safeguard -path '*/static/*' -type f 2>/dev/null)
 STATIC_STAMP := var/static/.collected

@@ -16,6 +16,7 @@ PACKAGES=(
   fonts-dejavu-core
   redis-server
   postgresql
+  nginx-light    # runs deploy/nginx.conf in tests/core/test_deployment.py
 )
 
 missing=()

@@ -7,6 +7,13 @@ entry points, and the services share what they must (the database, the broker, t
 
 import os
 import re
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -195,3 +202,102 @@ def test_makefile_and_ci_entry_points():
     text = ci.read_text()
     assert "set -euo pipefail" in text
     assert re.search(r"^make test\b", text, re.M)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class FakeWeb(BaseHTTPRequestHandler):
+    """Stands in for gunicorn: answers X-Accel-Redirect for /screenshot, and echoes what nginx forwarded."""
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        if self.path == "/screenshot":
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("X-Accel-Redirect", "/protected-media/screenshots/shot.png")
+            self.end_headers()
+            return
+        body = f"{self.path} host={self.headers['Host']} proto={self.headers['X-Forwarded-Proto']}".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def running_nginx(tmp_path):
+    """deploy/nginx.conf run by a real nginx, with the compose paths and host names mapped onto tmp_path."""
+    web = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeWeb)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    (tmp_path / "static" / "core").mkdir(parents=True)
+    (tmp_path / "static" / "core" / "site.css").write_text("body { color: black; }")
+    (tmp_path / "media" / "screenshots").mkdir(parents=True)
+    (tmp_path / "media" / "screenshots" / "shot.png").write_bytes(b"\x89PNG pixels")
+    port = free_port()
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    site = site.replace("server web:8000;", f"server 127.0.0.1:{web.server_address[1]};")
+    site = site.replace("listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;")
+    site = site.replace("/data/static/", f"{tmp_path}/static/").replace("/data/media/", f"{tmp_path}/media/")
+    (tmp_path / "site.conf").write_text(site)
+    temp_paths = " ".join(
+        f"{kind}_temp_path {tmp_path}/{kind};" for kind in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+    )
+    # As root, nginx's workers would run as `nobody` and could not read pytest's private tmp_path.
+    user = "user root;" if os.geteuid() == 0 else ""
+    (tmp_path / "nginx.conf").write_text(
+        f"{user} worker_processes 1; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"
+        "events { worker_connections 64; }\n"
+        f"http {{ include /etc/nginx/mime.types; access_log off; {temp_paths} include {tmp_path}/site.conf; }}\n"
+    )
+    nginx = subprocess.Popen(
+        ["nginx", "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log"), "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{base}/nginx-health", timeout=1)
+            break
+        except OSError:
+            assert nginx.poll() is None, nginx.stderr.read().decode()
+            time.sleep(0.05)
+    yield base
+    nginx.terminate()
+    nginx.wait(timeout=10)
+    web.shutdown()
+
+
+def fetch(url: str, **headers: str) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.mark.integration
+def test_nginx_config_serves_static_proxies_and_hides_media(running_nginx):
+    status, headers, body = fetch(f"{running_nginx}/static/core/site.css")
+    assert (status, body) == (200, b"body { color: black; }")
+    assert headers["Content-Type"] == "text/css"
+
+    status, _, body = fetch(f"{running_nginx}/console/", Host="safeguard.school.example")
+    assert (status, body) == (200, b"/console/ host=safeguard.school.example proto=http")
+    _, _, body = fetch(f"{running_nginx}/console/", **{"X-Forwarded-Proto": "https"})
+    assert body.endswith(b"proto=https")  # the outer HTTPS proxy's scheme reaches Django
+
+    # Media is never reachable directly, only through the app's X-Accel-Redirect answer.
+    status, _, body = fetch(f"{running_nginx}/protected-media/screenshots/shot.png")
+    assert status == 404 and b"PNG" not in body
+    status, headers, body = fetch(f"{running_nginx}/screenshot")
+    assert (status, body) == (200, b"\x89PNG pixels")
+    assert headers["Content-Type"] == "image/png"
+    assert headers["Cache-Control"] == "private, no-store"
