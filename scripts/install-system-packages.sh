@@ -39,5 +39,12 @@ fi
 
 echo "System packages: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+log=$(mktemp)
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1 </dev/null; then
+  cat "$log"
+  rm -f "$log"
+  echo "System packages: apt-get failed (above)." >&2
+  exit 1
+fi
+rm -f "$log"
+echo "System packages: installed."

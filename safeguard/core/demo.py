@@ -816,7 +816,7 @@ def _seed_captures(result: SeedResult, devices, people, staff, rng: random.Rando
         capture.save()
         result.count("captures")
         _capture_context_events(result, capture, scenario, index)
-        _capture_history(result, capture, scenario, staff, occurred_at)
+        _capture_history(result, capture, scenario, staff)
 
 
 def _capture_context_events(result: SeedResult, capture: Capture, scenario: Scenario, index: int) -> None:
@@ -851,16 +851,23 @@ def _capture_context_events(result: SeedResult, capture: Capture, scenario: Scen
     result.count("activity events", len(events))
 
 
-def _capture_history(result: SeedResult, capture: Capture, scenario: Scenario, staff, occurred_at) -> None:
+def _capture_history(result: SeedResult, capture: Capture, scenario: Scenario, staff) -> None:
     """Notes and the audit trail a real review would have left behind."""
     handler = staff[scenario.assign_to] if scenario.assign_to else staff[(scenario.notes or [("lead", "")])[0][0]]
     if scenario.assign_to:
-        _audit(result, handler, "capture.assign", capture, {"assignee": None}, {"assignee": handler.username})
+        _audit(result, handler, "capture.assigned", capture, {"assignee": None}, {"assignee": handler.username})
     if scenario.status != CaptureStatus.NEW:
-        _audit(result, handler, "capture.status", capture, {"status": CaptureStatus.NEW}, {"status": scenario.status})
+        _audit(
+            result,
+            handler,
+            "capture.status_changed",
+            capture,
+            {"status": CaptureStatus.NEW},
+            {"status": scenario.status},
+        )
     for author_name, text in scenario.notes:
         CaptureNote.objects.create(capture=capture, author=staff[author_name], text=text)
-        _audit(result, staff[author_name], "capture.note", capture, None, {"text": text})
+        _audit(result, staff[author_name], "capture.note_added", capture, None, {"text": text})
         result.count("capture notes")
 
 
@@ -869,7 +876,7 @@ def _audit(result: SeedResult, actor, action: str, capture: Capture, before, aft
         action=action,
         target=capture,
         actor=actor,
-        summary=f"{action.split('.')[-1]} on the capture of '{capture.keyword_text}' by {capture.person}",
+        summary=f"{action.split('.')[-1].replace('_', ' ')}: capture of '{capture.keyword_text}' by {capture.person}",
         before=before,
         after=after,
     )
