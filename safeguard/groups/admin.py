@@ -149,6 +149,7 @@ class GroupStaffAccessInline(admin.TabularInline):
 @admin.register(MonitoringGroup)
 class MonitoringGroupAdmin(admin.ModelAdmin):
     form = MonitoringGroupForm
+    ordering = ["kind", "name"]  # Meta.ordering is dropped once the member count is annotated
     list_display = ["name", "tree_path", "kind", "is_watch_group", "personal_owner", "member_count"]
     list_filter = ["kind", "is_watch_group", PersonalGroupFilter]
     search_fields = ["name"]

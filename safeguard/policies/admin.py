@@ -33,6 +33,7 @@ class PolicyGroupSettingInline(admin.TabularInline):
 
 @admin.register(KeywordPolicy)
 class KeywordPolicyAdmin(admin.ModelAdmin):
+    ordering = ["name"]  # Meta.ordering is dropped once the keyword count is annotated
     list_display = ["name", "category", "is_illegal_content", "enabled", "applies_to_everyone", "keyword_count"]
     list_filter = ["category", "is_illegal_content", "enabled", "applies_to_everyone"]
     search_fields = ["name", "keywords__text"]

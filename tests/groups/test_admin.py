@@ -480,3 +480,26 @@ def test_device_commands_are_read_only(superuser_client):
     assert superuser_client.post(url, {"type": "record_screen"}).status_code == 403
     assert superuser_client.post(admin_url(DeviceCommand, "delete", command.pk), {"post": "yes"}).status_code == 403
     assert DeviceCommand.objects.filter(pk=command.pk).exists()
+
+
+def test_bulk_add_with_nothing_entered_is_refused(superuser_client, cast):
+    response = superuser_client.post(admin_url(MonitoringGroup, "bulk_add", cast.year9.pk), {"names": "\n  \n"})
+    assert response.status_code == 200
+    assert "Paste at least one name or pick at least one member." in response.content.decode()
+
+
+def test_bulk_add_people_picker_searches_people(superuser_client, cast):
+    response = superuser_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "groups", "model_name": "membership", "field_name": "person", "term": "nine"},
+    )
+    assert response.json()["results"] == [{"id": str(cast.pupil9.pk), "text": "Nine Pupil"}]
+
+
+def test_enrolment_code_group_picker_offers_only_device_groups(superuser_client, cast):
+    room = DeviceGroupFactory(name="Year 9 laptops")
+    response = superuser_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "groups", "model_name": "enrolmentcode", "field_name": "device_group", "term": "year 9"},
+    )
+    assert response.json()["results"] == [{"id": str(room.pk), "text": "Year 9 laptops"}]
