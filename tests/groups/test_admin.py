@@ -5,6 +5,7 @@ import re
 import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -268,8 +269,6 @@ def test_bulk_add_page_offers_the_fields_of_the_group_kind(superuser_client, cas
 
 def test_bulk_add_needs_change_permission(client, cast):
     viewer = StaffUserFactory(username="viewer", is_staff=True)
-    from django.contrib.auth.models import Permission
-
     viewer.user_permissions.add(Permission.objects.get(codename="view_monitoringgroup"))
     client.force_login(viewer)
     response = client.post(admin_url(MonitoringGroup, "bulk_add", cast.year9.pk), {"names": "SCHOOL\\sneaky"})

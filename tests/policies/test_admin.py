@@ -3,6 +3,7 @@
 import pytest
 from django.contrib import admin
 from django.contrib.auth.hashers import check_password
+from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -250,8 +251,6 @@ def test_import_page_loads_and_needs_a_file(superuser_client):
 
 
 def test_import_needs_change_permission_and_export_view_permission(client, cast):
-    from django.contrib.auth.models import Permission
-
     policy = KeywordPolicyFactory()
     KeywordFactory(policy=policy, text="kms")
     viewer = cast.outsider
