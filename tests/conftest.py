@@ -25,6 +25,12 @@ def _isolated_media(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """The real hasher costs ~0.3 s a password; tests create many accounts and test no hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _eager_celery(request):
     """Fast tests run tasks in-process; tests marked `integration` use a real worker instead."""
     if request.node.get_closest_marker("integration"):

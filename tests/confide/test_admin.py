@@ -31,12 +31,6 @@ def anonymous_report() -> ConfideReport:
     return ConfideReportFactory(is_anonymous=True, person=None, device=None, message="My stepdad hits me.")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """The cast has six accounts; hashing their passwords with the real hasher would dominate the run."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def superuser_client(client, cast):
     client.force_login(cast.admin)

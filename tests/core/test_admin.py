@@ -25,12 +25,6 @@ def admin_url(model, view: str, *args) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """The cast has six accounts; hashing their passwords with the real hasher would dominate the run."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def superuser_client(client, cast):
     client.force_login(cast.admin)

@@ -63,12 +63,6 @@ def messages_of(response) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """The cast has six accounts; hashing their passwords with the real hasher would dominate the run."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def superuser_client(client, cast):
     client.force_login(cast.admin)

@@ -53,12 +53,6 @@ def inline_management(prefix: str, total: int = 0, initial: int = 0) -> dict:
     }
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """The cast has six accounts; hashing their passwords with the real hasher would dominate the run."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def superuser_client(client, cast):
     client.force_login(cast.admin)
