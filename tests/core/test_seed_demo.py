@@ -18,6 +18,7 @@ from safeguard.groups.models import Device, EnrolmentCode, GroupKind, Monitoring
 from safeguard.groups.services import device_enrol
 from safeguard.logs.api import DATA_SERIALIZERS
 from safeguard.logs.models import ActivityEvent, EventType
+from safeguard.policies.library import engine_for_policies
 from safeguard.policies.models import AgentSettings, Keyword, Severity
 
 
@@ -135,6 +136,14 @@ def test_every_capture_has_a_screenshot_that_decodes(seeded):
     assert {capture.severity for capture in captures} == set(Severity.values)
     assert {capture.status for capture in captures} == set(CaptureStatus.values)
     assert CaptureNote.objects.exists()
+
+
+def test_the_keyword_engine_finds_each_captures_keyword_in_what_was_typed(seeded):
+    """The demo shows captures an agent would really make: the shipped engine matches each one."""
+    engine = engine_for_policies()
+    for capture in Capture.objects.all():
+        found = {(match.keyword, match.severity) for match in engine.scan(capture.context)}
+        assert (capture.keyword_text, capture.severity) in found, (capture.context, found)
 
 
 def test_confide_reports_anonymous_without_identity_and_named(seeded):
