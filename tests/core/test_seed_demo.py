@@ -25,8 +25,6 @@ from safeguard.policies.models import AgentSettings, Keyword, Severity
 @pytest.fixture
 def seeded(db, settings, tmp_path):
     """The demo school, seeded once through the command; the var dir is the test's own."""
-    # A fast hasher: the logins still go through the real form, without a second of PBKDF2 each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.VAR_DIR = tmp_path / "var"
     settings.VAR_DIR.mkdir()
     out = io.StringIO()
