@@ -33,7 +33,6 @@ help:
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check --quiet --upgrade pip
 
 # Stamps: reinstall only when a requirements file (or the agent's pyproject) changes.
 $(VENV)/.installed-runtime: requirements.txt $(AGENT_PYPROJECT) | $(PY)
