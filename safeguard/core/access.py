@@ -1,0 +1,109 @@
+"""Who on the staff may see what. Every console read goes through these helpers.
+
+The rule, in one place:
+- A staff member sees the groups they have a `StaffAccess` row for, and every subgroup of
+  those (access to "Year 9" covers "Form 9A"). A superuser sees every group.
+- They see the people who are members of their visible user groups, and the devices that are
+  members of their visible device groups or are being used right now by a person they see.
+- They see a capture or activity event when they see its person, or when its device is in one
+  of their visible *device* groups (the IT suite's staff see what happens in the IT suite).
+- Each right (view captures, manage captures, view recordings, Confide) is checked the same
+  way, using only the access rows that grant it.
+- An object outside these answers 404, never 403: staff learn nothing of what they cannot see.
+
+Personal groups grant nothing: they organise people a staff member can already see.
+"""
+
+from typing import Literal
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from safeguard.groups.models import Device, GroupKind, Membership, MonitoringGroup, Person, StaffAccess
+
+Right = Literal["view_captures", "manage_captures", "view_recordings", "confide"]
+
+_RIGHT_FIELDS: dict[str, str] = {
+    "view_captures": "can_view_captures",
+    "manage_captures": "can_manage_captures",
+    "view_recordings": "can_view_recordings",
+    "confide": "is_confide_viewer",
+}
+
+
+def _cache(user) -> dict:
+    # Group visibility is asked many times per request; remember it on the user object,
+    # which lives exactly as long as the request.
+    if not hasattr(user, "_safeguard_access_cache"):
+        user._safeguard_access_cache = {}
+    return user._safeguard_access_cache
+
+
+def _with_descendants(group_ids: set[int]) -> set[int]:
+    """The groups and all their subgroups: one query per tree level."""
+    result = set(group_ids)
+    frontier = set(group_ids)
+    while frontier:
+        children = set(MonitoringGroup.objects.filter(parent_id__in=frontier).values_list("pk", flat=True))
+        frontier = children - result
+        result |= frontier
+    return result
+
+
+def visible_group_ids(user, right: Right = "view_captures") -> frozenset[int]:
+    """Ids of the groups (user and device) whose members `user` may see with `right`."""
+    if user is None or not user.is_authenticated:
+        return frozenset()
+    cache = _cache(user)
+    key = ("groups", right)
+    if key not in cache:
+        if user.is_superuser:
+            ids = set(MonitoringGroup.objects.values_list("pk", flat=True))
+        else:
+            granted = StaffAccess.objects.filter(user_id=user.pk, **{_RIGHT_FIELDS[right]: True})
+            ids = _with_descendants(set(granted.values_list("group_id", flat=True)))
+        cache[key] = frozenset(ids)
+    return cache[key]
+
+
+def has_right(user, right: Right) -> bool:
+    """Whether `user` holds `right` on at least one group (e.g. to show the Confide toolbar entry)."""
+    return bool(visible_group_ids(user, right))
+
+
+def visible_people(user, right: Right = "view_captures") -> QuerySet[Person]:
+    group_ids = visible_group_ids(user, right)
+    person_ids = Membership.objects.filter(
+        group_id__in=group_ids, group__kind=GroupKind.USER, person__isnull=False
+    ).values("person_id")
+    return Person.objects.filter(pk__in=person_ids)
+
+
+def _visible_group_device_ids(user, right: Right):
+    group_ids = visible_group_ids(user, right)
+    return Membership.objects.filter(group_id__in=group_ids, group__kind=GroupKind.DEVICE, device__isnull=False).values(
+        "device_id"
+    )
+
+
+def visible_devices(user, right: Right = "view_captures") -> QuerySet[Device]:
+    return Device.objects.filter(
+        Q(pk__in=_visible_group_device_ids(user, right))
+        | Q(current_person__in=visible_people(user, right).values("pk"))
+    )
+
+
+def scope_by_person_or_device(queryset: QuerySet, user, right: Right = "view_captures") -> QuerySet:
+    """Filter rows with `person` and `device` foreign keys (captures, events, recordings) to what `user` sees."""
+    return queryset.filter(
+        Q(person_id__in=visible_people(user, right).values("pk"))
+        | Q(device_id__in=_visible_group_device_ids(user, right))
+    )
+
+
+def get_or_404(queryset: QuerySet, **lookup):
+    """The one object matching `lookup` in an already-scoped queryset, or 404 (never 403)."""
+    obj = queryset.filter(**lookup).first()
+    if obj is None:
+        raise Http404("Not found.")
+    return obj
