@@ -13,6 +13,7 @@ from PIL import Image
 
 from safeguard.captures.models import Capture, CaptureNote, CaptureStatus
 from safeguard.confide.models import AssistanceRequest, ConfideReport
+from safeguard.core.access import scope_by_person_or_device, visible_group_ids, visible_people
 from safeguard.core.demo import DEMO_PASSWORD, PUPILS, seed_demo
 from safeguard.groups.models import Device, EnrolmentCode, GroupKind, MonitoringGroup, Person, StaffAccess
 from safeguard.groups.services import device_enrol
@@ -112,6 +113,16 @@ def test_the_lead_sees_every_group_and_the_teacher_year_9_only(seeded):
     assert teacher_access.can_view_captures and teacher_access.can_manage_captures
     assert not teacher_access.is_confide_viewer
     assert not StaffAccess.objects.filter(user__username="admin").exists()  # the superuser needs none
+
+    # Through the access rule the console uses: the teacher's pupils and captures are Year 9's only.
+    teacher, lead = (get_user_model().objects.get(username=name) for name in ["teacher", "lead"])
+    year9 = set(Person.objects.filter(memberships__group__name="Year 9").values_list("pk", flat=True))
+    assert set(visible_people(teacher).values_list("pk", flat=True)) == year9
+    teacher_captures = scope_by_person_or_device(Capture.objects.all(), teacher)
+    assert teacher_captures.exists()
+    assert {capture.person_id for capture in teacher_captures} <= year9
+    assert not visible_group_ids(teacher, "confide")
+    assert scope_by_person_or_device(Capture.objects.all(), lead).count() == Capture.objects.count()
 
 
 def test_every_capture_has_a_screenshot_that_decodes(seeded):
