@@ -1,0 +1,810 @@
+"""The keyword engine: one Aho-Corasick automaton over normalised text, every hit mapped to the original.
+
+How a scan works (see normalise.py for the two forms of normalisation):
+
+1. The whole text goes through a 1:1 `str.translate` (case, digits-as-letters, punctuation to spaces) at C
+   speed, and the automaton runs over that. Keyword forms for this pass are the keyword's letters as written,
+   with one to three spaces in each phrase gap.
+2. The same automaton pass also finds "complex" spots: runs of three equal letters ("suiciiide"), four or more
+   gap characters, characters that do not fold to exactly one letter (accents, zero-width, ligatures), and
+   leet symbols beside letters ("k!ll", "$uicide"). Around each, a window of the original text is normalised
+   exactly (runs collapsed, symbols read in context) and scanned again with the collapsed keyword forms.
+   Hits of the fast pass inside such a window are left to the exact pass.
+3. Every hit is checked: whole-word boundaries, run lengths (a stretched letter may stand for a single or
+   double one, but "as" never matches "ass"), abbreviations exactly as written, digits only where a letter
+   is also present, combination rules (another word nearby) and allow-list phrases. What survives becomes a
+   `Match` that names its keyword, its original span and the normalisation steps that produced it.
+"""
+
+import bisect
+import itertools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import ahocorasick
+
+from safeguard_agent.keywords import normalise as norm
+from safeguard_agent.keywords.types import AllowSpec, KeywordSpec, Match
+
+KEYWORD, CONTEXT, ALLOW = 0, 1, 2
+_RUN_GAP = 0  # a phrase gap: any run of spaces and punctuation
+_RUN_SPACED = -1  # a gap between spaced-out letters: exactly one character
+_FAST_GAP_LENGTHS = (1, 2, 3)  # gap runs of 4+ characters are complex spots
+_IL_LETTERS = ("i", "l")
+_APOSTROPHES = frozenset("'’‘`´")
+_WORDS = re.compile(r"[^\W_]+")
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "severe": 3}
+
+
+@dataclass
+class _Entry:
+    """Something the automaton looks for: a keyword, a 'requires nearby' word, or an allow-list phrase."""
+
+    kind: int
+    text: str
+    spec: KeywordSpec | None = None
+    policy: str | None = None  # allow phrases: the policy they protect (None: all)
+    strict_key: str | None = None  # abbreviations: the casefolded text the original must equal
+    prefix: bool = False
+    has_digits: bool = False
+    context: tuple[int, ...] = ()  # keywords: context entries, one of which must be nearby
+    max_length: int = 0  # longest normalised form, for window sizes
+
+
+@dataclass
+class _Candidate:
+    entry: int
+    start: int
+    end: int
+    spaced: bool = False
+
+
+@dataclass
+class _Hits:
+    keywords: list[_Candidate] = field(default_factory=list)
+    context: list[_Candidate] = field(default_factory=list)
+    allow: list[_Candidate] = field(default_factory=list)
+
+
+def _segments(text: str) -> tuple[list[tuple[str, int]], list[bool], int]:
+    """A keyword's normalised letters as (letter, run) segments with gaps as (GAP, 0).
+
+    Returns the segments, for each gap whether it is optional (an apostrophe: "don't" is also "dont"),
+    and the union of normalisation flags (to know whether the keyword itself used digits).
+    """
+    result = norm.normalise(text)
+    segments: list[tuple[str, int]] = []
+    optional: list[bool] = []
+    flags = 0
+    for i, char in enumerate(result.text):
+        if char == norm.GAP:
+            if not segments:
+                continue  # leading punctuation
+            segments.append((norm.GAP, _RUN_GAP))
+            optional.append(all(c in _APOSTROPHES for c in text[result.starts[i] : result.ends[i]]))
+        else:
+            segments.append((char, result.runs[i]))
+        flags |= result.flags[i]
+    while segments and segments[-1][0] == norm.GAP:
+        segments.pop()
+        optional.pop()
+    return segments, optional, flags
+
+
+def _merge(segments: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Adjacent equal letters (after joining or substituting) form one run, as they would in the text."""
+    merged: list[tuple[str, int]] = []
+    for char, run in segments:
+        if merged and char != norm.GAP and merged[-1][0] == char:
+            merged[-1] = (char, merged[-1][1] + run)
+        else:
+            merged.append((char, run))
+    return merged
+
+
+def _il_subsets(positions: list[int]) -> Iterable[tuple[int, ...]]:
+    """Which i/l letters to read as IL. All combinations for up to three; beyond that the usual disguises:
+    one at a time, every i, every l, all of them."""
+    if len(positions) <= 3:
+        for size in range(len(positions) + 1):
+            yield from itertools.combinations(positions, size)
+        return
+    yield ()
+    for position in positions:
+        yield (position,)
+    yield tuple(positions)
+
+
+def _variants(text: str, *, spaced: bool, literal: bool) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
+    """Skeleton forms of a keyword for the exact pass: (string, run requirement per character).
+
+    `literal` (abbreviations, allow phrases' exactness is not needed) skips leet and spacing variants.
+    """
+    segments, optional, flags = _segments(text)
+    if not segments:
+        return [], flags
+    bases: list[list[tuple[str, int]]] = [_merge(segments)]
+    if not literal:
+        gap_indexes = [i for i, (char, _) in enumerate(segments) if char == norm.GAP]
+        optional_gaps = [index for index, is_optional in zip(gap_indexes, optional, strict=True) if is_optional]
+        for size in range(1, len(optional_gaps) + 1):
+            for joined in itertools.combinations(optional_gaps, size):
+                bases.append(_merge([segment for i, segment in enumerate(segments) if i not in joined]))
+    if spaced and not literal:
+        letters = [(char, 1) for char, run in segments if char != norm.GAP for _ in range(run)]
+        spaced_form: list[tuple[str, int]] = []
+        for char, run in letters:
+            if spaced_form:
+                spaced_form.append((norm.GAP, _RUN_SPACED))
+            spaced_form.append((char, run))
+        bases.append(spaced_form)
+
+    forms: dict[str, tuple[int, ...]] = {}
+    for base in bases:
+        il_positions = [i for i, (char, _) in enumerate(base) if char in _IL_LETTERS]
+        subsets = [()] if literal else _il_subsets(il_positions)
+        for subset in subsets:
+            variant = [(norm.IL, run) if i in subset else (char, run) for i, (char, run) in enumerate(base)]
+            variant = _merge(variant)
+            key = "".join(char for char, _ in variant)
+            forms.setdefault(key, tuple(run for _, run in variant))
+    return list(forms.items()), flags
+
+
+def _raw_forms(skeleton: str, runs: tuple[int, ...]) -> Iterable[str]:
+    """The fast pass's forms of one skeleton: letters as written, each phrase gap one to three spaces."""
+    gaps = [i for i, run in enumerate(runs) if run == _RUN_GAP]
+    if len(gaps) <= 3:
+        choices = itertools.product(_FAST_GAP_LENGTHS, repeat=len(gaps))
+    else:  # long phrases: one unusual gap at a time (longer combinations go through the exact pass only)
+        choices = [tuple(1 for _ in gaps)] + [
+            tuple(length if j == i else 1 for j in range(len(gaps)))
+            for i in range(len(gaps))
+            for length in _FAST_GAP_LENGTHS[1:]
+        ]
+    for lengths in choices:
+        gap_length = dict(zip(gaps, lengths, strict=True))
+        parts = []
+        for i, (char, run) in enumerate(zip(skeleton, runs, strict=True)):
+            if run == _RUN_GAP:
+                parts.append(norm.GAP * gap_length[i])
+            elif run == _RUN_SPACED:
+                parts.append(norm.GAP)
+            else:
+                parts.append(char * run)
+        yield "".join(parts)
+
+
+def _runs_ok(required: tuple[int, ...], runs: list[int], start: int) -> bool:
+    for offset, need in enumerate(required):
+        have = runs[start + offset]
+        if need > 0:
+            # A stretched letter ("suiciiide") may stand for one or two, but a doubled letter is a different
+            # word from a single one ("as" is not "ass", "cooke" is not "coke").
+            if have != need and have < max(need, 3):
+                return False
+        elif need == _RUN_SPACED and have != 1:
+            return False
+    return True
+
+
+_COLLAPSE = re.compile(r"(.)\1+")
+
+
+class _Matcher:
+    """One Aho-Corasick automaton over some entries, and the two passes that use it.
+
+    Keys are padded with a gap on both sides (" kill myself "), and so is the scanned text, so the automaton
+    reports whole-word hits only: no boundary checks, and no flood of substring hits ("ket" in "basket").
+    A prefix entry ("anorexi*") has no gap on its right.
+    """
+
+    def __init__(self) -> None:
+        self.automaton = ahocorasick.Automaton()
+        self.payloads: dict[str, tuple[list, list, list]] = {}  # key -> (fast items, exact items, [marker])
+        self.vocabulary: set[str] = set()  # every word of every skeleton, to skip complex spots quickly
+        self.prefix_words: set[str] = set()
+        self.ascii_keywords = True
+        self.max_length = 1
+        self.max_words = 1
+        self.margin = 64
+
+    def add(self, entry_index: int, text: str, *, spaced: bool, literal: bool, prefix: bool) -> None:
+        forms, _ = _variants(text, spaced=spaced, literal=literal)
+        right = "" if prefix else norm.GAP
+        for skeleton, runs in forms:
+            key = norm.GAP + skeleton + right
+            required = (_RUN_GAP, *runs, _RUN_GAP) if right else (_RUN_GAP, *runs)
+            self.payloads.setdefault(key, ([], [], []))[1].append((entry_index, required))
+            words = skeleton.split(norm.GAP)
+            self.vocabulary.update(words)
+            if prefix:
+                self.prefix_words.add(words[-1])
+            self.max_words = max(self.max_words, len(words))
+            if not skeleton.isascii() and any(c.isalpha() for c in skeleton if c >= "\x80"):
+                self.ascii_keywords = False
+            is_spaced = _RUN_SPACED in runs
+            for raw in _raw_forms(skeleton, runs):
+                self.payloads.setdefault(norm.GAP + raw + right, ([], [], []))[0].append((entry_index, is_spaced))
+                self.max_length = max(self.max_length, len(raw))
+
+    def finish(self) -> None:
+        letters = {char for word in self.vocabulary for char in word}
+        for letter in letters:  # complex spots, found by the same pass: three equal letters, four gaps
+            self.payloads.setdefault(letter * 3, ([], [], []))[2].append(True)
+        self.payloads.setdefault(norm.GAP * 4, ([], [], []))[2].append(True)
+        for key, (fast, exact, marker) in self.payloads.items():
+            self.automaton.add_word(key, (len(key), tuple(fast), tuple(exact), bool(marker)))
+        self.payloads = {}
+        if len(self.automaton):
+            self.automaton.make_automaton()
+        # A complex window holds any keyword that could touch the spot, even stretched a little.
+        self.margin = 2 * self.max_length + 8
+
+    def find(self, text: str, *, left_open: bool = False, exact_only: bool = False) -> list[tuple[int, int, int, bool]]:
+        """Whole-word hits as (entry index, start, end, spaced) in `text`'s offsets.
+
+        left_open: the text starts in the middle of something (the incremental matcher's tail), so a hit
+        at offset 0 cannot be known to start a word and is dropped.
+        """
+        if not len(self.automaton) or not text:
+            return []
+        fast = norm.GAP + norm.fast_form(text, ascii_keywords=self.ascii_keywords) + norm.GAP
+        spots: list[int] = []
+        pending: list[tuple[int, tuple, int]] = []
+        gap_spots: list[int] = []
+        for end, (size, fast_items, _exact, marker) in self.automaton.iter(fast):
+            if marker:
+                (gap_spots if fast[end] == norm.GAP else spots).append(end)
+            elif fast_items:
+                pending.append((end, fast_items, size))
+        if norm.MARK in fast:
+            position = fast.find(norm.MARK)
+            while position != -1:
+                spots.append(position)
+                position = fast.find(norm.MARK, position + 1)
+        symbol_spots: list[int] = []
+        for symbol in norm.SYMBOL_LEET:
+            position = text.find(symbol)
+            while position != -1:
+                at = position + 1  # in `fast`, which has a leading gap
+                if norm.symbol_folds(fast[at - 1] != norm.GAP, fast[at + 1] != norm.GAP, symbol):
+                    symbol_spots.append(at)
+                position = text.find(symbol, position + 1)
+
+        dead: list[tuple[int, int]] = []
+        if exact_only:  # the reference the fast pass must agree with (tests use it)
+            windows = [(1, len(fast) - 1)]
+        elif spots or gap_spots or symbol_spots:
+            windows, dead = self._windows(text, fast, spots, gap_spots, symbol_spots)
+        else:
+            windows = []
+        dead_set = set(dead)
+        exact_windows = windows
+        windows = sorted(windows + dead)
+        window_starts = [start for start, _ in windows]
+        hits: list[tuple[int, int, int, bool]] = []
+        for end, fast_items, size in pending:
+            # The key's leading gap is at `start`, so the word is fast[start + 1 : word_end], which is
+            # text[start : word_end - 1] (fast has one more gap in front). A prefix key has no trailing gap.
+            start = end - size + 1
+            word_end = end if fast[end] == norm.GAP else end + 1
+            if windows:
+                index = bisect.bisect_right(window_starts, word_end - 1) - 1
+                # Windows and dead zones may overlap each other, so look back over every one that
+                # starts before the word ends (there are few).
+                skip = False
+                while index >= 0:
+                    window_start, window_end = windows[index]
+                    if window_start <= start + 1 and word_end <= window_end:
+                        skip = True  # inside a complex window: the exact pass decides
+                        break
+                    if window_end > start + 1 and (window_start, window_end) in dead_set:
+                        skip = True  # touches a symbol read as a letter: this is not the word it seems
+                        break
+                    if window_end + self.margin * 4 < start:
+                        break
+                    index -= 1
+                if skip:
+                    continue
+            if start == 0 and left_open:
+                continue
+            for entry_index, spaced in fast_items:
+                hits.append((entry_index, start, word_end - 1, spaced))
+        for start, end in exact_windows:
+            self._find_exact(text, fast, start, end, hits, left_open)
+        return hits
+
+    def _token_words(self, text: str, fast: str, position: int) -> tuple[int, int, list[str]]:
+        """The run of non-gap characters around a `fast` position, as exact skeleton words."""
+        left = fast.rfind(norm.GAP, 0, position) + 1
+        right = fast.find(norm.GAP, position)
+        # A symbol read as a letter joins the words on either side ("k!ll" is one token).
+        while left > 1 and text[left - 2] in norm.SYMBOL_LEET:
+            left = fast.rfind(norm.GAP, 0, left - 1) + 1
+        while right < len(fast) - 1 and text[right - 1] in norm.SYMBOL_LEET:
+            right = fast.find(norm.GAP, right + 1)
+        token = fast[left:right]
+        if norm.MARK in token or any(text[i - 1] in norm.SYMBOL_LEET for i in range(left, right)):
+            words = norm.normalise(text[left - 1 : right - 1]).text.split(norm.GAP)
+        else:
+            words = [_COLLAPSE.sub(r"\1", token)]
+        return left, right, [word for word in words if word]
+
+    def _relevant(self, words: list[str]) -> bool:
+        for word in words:
+            if word in self.vocabulary:
+                return True
+            if self.prefix_words and any(word.startswith(prefix) for prefix in self.prefix_words):
+                return True
+        return False
+
+    def _windows(
+        self, text: str, fast: str, spots: list[int], gap_spots: list[int], symbol_spots: list[int]
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Windows of `fast` for the exact pass, and dead zones where fast hits are void.
+
+        A spot matters only if a word it touches, normalised exactly, is a word of some keyword: a stretched
+        "sooo" in a library without "so" needs no exact pass. A long gap matters only between two such words.
+        A symbol read as a letter changes the words around it ("coke@" is "cokea"), so fast hits touching
+        it are void even when its word is of no interest (the dead zone).
+        """
+        ranges: list[tuple[int, int]] = []
+        dead: list[tuple[int, int]] = []
+        last_gap = -1
+        for spot in gap_spots:  # four gaps: look at the words either side
+            if spot <= last_gap:
+                continue
+            gap_start = spot
+            while gap_start > 0 and fast[gap_start - 1] == norm.GAP:
+                gap_start -= 1
+            next_word = spot
+            while next_word < len(fast) and fast[next_word] == norm.GAP:
+                next_word += 1
+            last_gap = next_word
+            if gap_start == 0 or next_word >= len(fast):
+                continue
+            _, _, before = self._token_words(text, fast, gap_start - 1)
+            _, _, after = self._token_words(text, fast, next_word)
+            if self._relevant(before) and self._relevant(after):
+                ranges.append((gap_start - 1, next_word))
+        for group, is_symbol in ((sorted(spots), False), (sorted(symbol_spots), True)):
+            last_token = -1
+            for spot in group:
+                if spot < last_token:
+                    continue
+                left, right, words = self._token_words(text, fast, spot)
+                last_token = right
+                if self._relevant(words):
+                    ranges.append((left, right))
+                elif is_symbol:
+                    dead.append((left, right))
+                elif not words and left > 1 and right < len(fast) - 1:
+                    # Only invisible characters: in the exact form this is part of a gap, which may now
+                    # join the words either side into a phrase ("unalive \ufe0f myself").
+                    before = left - 1
+                    while before > 0 and fast[before] == norm.GAP:
+                        before -= 1
+                    after = right
+                    while after < len(fast) - 1 and fast[after] == norm.GAP:
+                        after += 1
+                    if before > 0 and after < len(fast) - 1:
+                        _, _, words_before = self._token_words(text, fast, before)
+                        _, _, words_after = self._token_words(text, fast, after)
+                        if self._relevant(words_before) and self._relevant(words_after):
+                            ranges.append((left, right))
+        if not ranges:
+            return [], dead
+        ranges.sort()
+        windows: list[tuple[int, int]] = []
+        for left, right in ranges:
+            start = self._words_back(fast, left, self.max_words)
+            end = self._words_forward(fast, right, self.max_words)
+            # An edge must be a real gap: a symbol that the exact pass reads as a letter is not one.
+            while start > 1 and text[start - 2] in norm.SYMBOL_LEET:
+                start = fast.rfind(norm.GAP, 0, start - 1) + 1
+            while end < len(fast) - 1 and text[end - 1] in norm.SYMBOL_LEET:
+                next_gap = fast.find(norm.GAP, end + 1)
+                end = next_gap if next_gap != -1 else len(fast) - 1
+            if windows and start <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], max(windows[-1][1], end))
+            else:
+                windows.append((start, end))
+        return windows, dead
+
+    def _words_back(self, fast: str, position: int, words: int) -> int:
+        """The start of the word `words` words back from the one at position (within the margin)."""
+        limit = max(1, position - self.margin)
+        for _ in range(words):
+            while position > limit and fast[position - 1] == norm.GAP:
+                position -= 1
+            gap = fast.rfind(norm.GAP, limit - 1, position)
+            if gap == -1:
+                return limit
+            position = gap + 1
+        return position
+
+    def _words_forward(self, fast: str, position: int, words: int) -> int:
+        """The gap after the word `words` words on from the one at position (within the margin)."""
+        limit = min(len(fast) - 1, position + self.margin)
+        for _ in range(words):
+            while position < limit and fast[position] == norm.GAP:
+                position += 1
+            gap = fast.find(norm.GAP, position, limit + 1)
+            if gap == -1:
+                return limit
+            position = gap
+        return position
+
+    def _find_exact(
+        self, text: str, fast: str, start: int, end: int, hits: list[tuple[int, int, int, bool]], left_open: bool
+    ) -> None:
+        """Normalise text[start-1:end-1] (fast offsets start..end) exactly and scan it with skeleton keys."""
+        original_start = start - 1
+        original_end = end - 1
+        if original_end <= original_start:
+            return
+        result = norm.normalise(text[original_start:original_end])
+        # Pad like the fast form: a gap where the window edge is a word edge, else a character no key has.
+        left_ok = fast[start - 1] == norm.GAP and not (original_start == 0 and left_open)
+        right_ok = fast[end] == norm.GAP
+        left_pad = norm.GAP if left_ok else norm.MARK
+        right_pad = norm.GAP if right_ok else norm.MARK
+        normal = left_pad + result.text + right_pad
+        runs = [1, *result.runs, 1]
+        for last, (size, _fast, exact_items, _marker) in self.automaton.iter(normal):
+            if not exact_items:
+                continue
+            first = last - size + 1
+            for entry_index, required in exact_items:
+                if not _runs_ok(required, runs, first):
+                    continue
+                # Units first+1 .. last-1 (or last, for a prefix key) are the word; -1 for the padding.
+                word_first = first  # unit index in result (first + 1 - 1)
+                word_last = last - 1 if required[-1] == _RUN_GAP else last
+                hits.append(
+                    (
+                        entry_index,
+                        original_start + result.starts[word_first],
+                        original_start + result.ends[word_last - 1],
+                        _RUN_SPACED in required,
+                    )
+                )
+
+
+class KeywordEngine:
+    """Build once (`KeywordEngine.build`), then `scan` any number of texts; safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._entries: list[_Entry] = []
+        self._main = _Matcher()  # keywords and allow-list phrases
+        self._context = _Matcher()  # words that combination rules look for, scanned only near a candidate
+        self.keyword_count = 0
+        self.window_chars = 64
+        self._max_window = 0
+
+    # ----------------------------------------------------------------------------------------------- build
+    @classmethod
+    def build(cls, keywords: Iterable[KeywordSpec], allow_phrases: Iterable[AllowSpec] = ()) -> "KeywordEngine":
+        engine = cls()
+        context_index: dict[str, int] = {}
+        for spec in keywords:
+            text = spec.text.strip()
+            prefix = text.endswith("*")
+            text = text.rstrip("*").strip()
+            strict = spec.match_kind == "abbreviation"
+            entry = _Entry(
+                kind=KEYWORD,
+                text=text,
+                spec=spec,
+                strict_key=text.casefold() if strict else None,
+                prefix=prefix,
+                has_digits=any(char.isdigit() for char in text),
+            )
+            index = len(engine._entries)
+            engine._entries.append(entry)
+            engine._main.add(
+                index, text, spaced=spec.join_spaced and not strict, literal=strict, prefix=prefix and not strict
+            )
+            context = []
+            for word in spec.requires_nearby:
+                word = word.strip()
+                if not word:
+                    continue
+                key = word.casefold()
+                if key not in context_index:
+                    context_index[key] = len(engine._entries)
+                    engine._entries.append(_Entry(kind=CONTEXT, text=word))
+                    engine._context.add(context_index[key], word, spaced=False, literal=False, prefix=False)
+                context.append(context_index[key])
+            entry.context = tuple(context)
+            if context:
+                engine._max_window = max(engine._max_window, spec.window)
+            engine.keyword_count += 1
+
+        for allow in allow_phrases:
+            text = allow.text.strip()
+            if not text:
+                continue
+            index = len(engine._entries)
+            engine._entries.append(_Entry(kind=ALLOW, text=text, policy=allow.policy))
+            engine._main.add(index, text, spaced=False, literal=False, prefix=False)
+
+        engine._main.finish()
+        engine._context.finish()
+        # The incremental matcher rescans this much: the longest keyword, stretched, with its nearby words.
+        engine.window_chars = 3 * engine._main.max_length + 16 * engine._max_window + 32
+        return engine
+
+    # ------------------------------------------------------------------------------------------------ scan
+    def scan(self, text: str, *, include_suppressed: bool = False) -> list[Match]:
+        """Every match in `text`, in order of position. With include_suppressed, also the hits that an
+        allow-list phrase, a missing nearby word or a longer match of the same policy silenced, each with
+        `suppressed_by` saying why (for the admin's "test text" page)."""
+        if not text:
+            return []
+        return self._finish(text, self._find(text), include_suppressed)
+
+    def incremental(self, *, keep_chars: int | None = None) -> "IncrementalMatcher":
+        """A matcher for text typed one keystroke at a time (see IncrementalMatcher)."""
+        return IncrementalMatcher(self, keep_chars=keep_chars)
+
+    def _find(self, text: str, *, left_open: bool = False, exact_only: bool = False) -> _Hits:
+        hits = _Hits()
+        for entry_index, start, end, spaced in self._main.find(text, left_open=left_open, exact_only=exact_only):
+            candidate = _Candidate(entry_index, start, end, spaced)
+            if self._entries[entry_index].kind == KEYWORD:
+                hits.keywords.append(candidate)
+            else:
+                hits.allow.append(candidate)
+        return hits
+
+    # ---------------------------------------------------------------------------------------------- checks
+    def _finish(self, text: str, hits: _Hits, include_suppressed: bool) -> list[Match]:
+        entries = self._entries
+        seen: set[tuple[int, int, int]] = set()
+        candidates: list[_Candidate] = []
+        for candidate in hits.keywords:
+            key = (candidate.entry, candidate.start, candidate.end)
+            if key in seen:
+                continue
+            seen.add(key)
+            entry = entries[candidate.entry]
+            original = text[candidate.start : candidate.end]
+            if entry.strict_key is not None and original.casefold() != entry.strict_key:
+                continue
+            if entry.has_digits:
+                if not any(char.isdigit() for char in original):
+                    continue  # "r34" must not match the name "Rea"
+            elif not any(char.isalpha() for char in original):
+                continue  # "717" is a number, not "tit"
+            candidates.append(candidate)
+        if not candidates:
+            return []
+
+        reasons: dict[int, str] = {}
+        for position, candidate in enumerate(candidates):
+            entry = entries[candidate.entry]
+            if entry.context and not self._context_near(text, candidate, entry):
+                words = ", ".join(entries[index].text for index in entry.context)
+                reasons[position] = f"needs one of [{words}] within {entry.spec.window} words"
+                continue
+            for allow in hits.allow:
+                allow_entry = entries[allow.entry]
+                if (
+                    allow.start <= candidate.start
+                    and candidate.end <= allow.end
+                    and allow_entry.policy in (None, entry.spec.policy)
+                ):
+                    reasons[position] = f'allow-list phrase "{allow_entry.text}"'
+                    break
+
+        # One event, one match per policy: a hit inside a longer hit of the same policy is dropped.
+        order = sorted(
+            (position for position in range(len(candidates)) if position not in reasons),
+            key=lambda p: (
+                -(candidates[p].end - candidates[p].start),
+                -_SEVERITY_RANK[entries[candidates[p].entry].spec.severity],
+            ),
+        )
+        kept: list[int] = []
+        for position in order:
+            candidate = candidates[position]
+            policy = entries[candidate.entry].spec.policy
+            for other in kept:
+                longer = candidates[other]
+                if (
+                    entries[longer.entry].spec.policy == policy
+                    and longer.start <= candidate.start
+                    and candidate.end <= longer.end
+                ):
+                    reasons[position] = f'inside the longer match "{entries[longer.entry].text}"'
+                    break
+            else:
+                kept.append(position)
+
+        matches = []
+        for position, candidate in enumerate(candidates):
+            reason = reasons.get(position)
+            if reason is not None and not include_suppressed:
+                continue
+            matches.append(self._match(text, candidate, reason))
+        matches.sort(key=lambda match: (match.start, match.end, match.policy, match.keyword))
+        return matches
+
+    def _context_near(self, text: str, candidate: _Candidate, entry: _Entry) -> bool:
+        """Whether one of the entry's nearby words is within its window of words, either side."""
+        window = entry.spec.window
+        reach = 24 * window + 24
+        start = max(0, candidate.start - reach)
+        end = min(len(text), candidate.end + reach)
+        local = text[start:end]
+        left_open = start > 0 and text[start - 1].isalnum()
+        wanted = set(entry.context)
+        for entry_index, hit_start, hit_end, _ in self._context.find(local, left_open=left_open):
+            if entry_index not in wanted:
+                continue
+            hit_start += start
+            hit_end += start
+            if hit_end <= candidate.start:
+                between = text[hit_end : candidate.start]
+            elif hit_start >= candidate.end:
+                between = text[candidate.end : hit_start]
+            else:
+                continue  # overlapping the keyword itself is not "another word nearby"
+            if len(_WORDS.findall(between)) + 1 <= window:
+                return True
+        return False
+
+    def _match(self, text: str, candidate: _Candidate, suppressed_by: str | None) -> Match:
+        entry = self._entries[candidate.entry]
+        spec = entry.spec
+        original = text[candidate.start : candidate.end]
+        steps = explain_steps(original, entry.text, spaced=candidate.spaced)
+        kind = spec.match_kind
+        if steps:
+            how = "; ".join(steps)
+        else:
+            how = "exactly as written"
+        explanation = f'"{original}" matched {kind} "{entry.text}" of policy "{spec.policy}": {how}'
+        if suppressed_by:
+            explanation += f" (suppressed: {suppressed_by})"
+        return Match(
+            keyword=spec.text,
+            policy=spec.policy,
+            category=spec.category,
+            severity=spec.severity,
+            start=candidate.start,
+            end=candidate.end,
+            matched_text=original,
+            explanation=explanation,
+            steps=tuple(steps),
+            keyword_id=spec.keyword_id,
+            policy_id=spec.policy_id,
+            illegal_content=spec.illegal_content,
+            suppressed_by=suppressed_by,
+        )
+
+
+def explain_steps(original: str, keyword: str, *, spaced: bool = False) -> list[str]:
+    """Which normalisation steps turned `original` into the keyword, in plain words."""
+    text_form = norm.normalise(original)
+    keyword_form = norm.normalise(keyword)
+    flags = 0
+    for unit_flags in text_form.flags:
+        flags |= unit_flags
+    steps = []
+    leet_pairs = []
+    if flags & norm.LEET:
+        for i, char in enumerate(text_form.text):
+            if text_form.flags[i] & norm.LEET:
+                shown = "i/l" if char == norm.IL else char
+                source = original[text_form.starts[i] : text_form.starts[i] + 1]
+                pair = f"{source}→{shown}"
+                if pair not in leet_pairs:
+                    leet_pairs.append(pair)
+    text_letters = sum(run for char, run in zip(text_form.text, text_form.runs, strict=True) if char != norm.GAP)
+    keyword_letters = sum(
+        run for char, run in zip(keyword_form.text, keyword_form.runs, strict=True) if char != norm.GAP
+    )
+    gaps = [
+        original[text_form.starts[i] : text_form.ends[i]] for i, char in enumerate(text_form.text) if char == norm.GAP
+    ]
+    for flag in (norm.CASE, norm.ACCENT, norm.COMPAT, norm.LOOKALIKE, norm.INVISIBLE, norm.LEET):
+        if flags & flag:
+            name = norm.STEP_NAMES[flag]
+            steps.append(f"{name} ({', '.join(leet_pairs)})" if flag == norm.LEET else name)
+    if text_letters > keyword_letters:
+        steps.append(norm.STEP_NAMES[norm.REPEAT])
+    if spaced:
+        steps.append(norm.STEP_NAMES[norm.SPACED])
+    elif any(not norm.gap_is_plain(gap) for gap in gaps):
+        steps.append(norm.STEP_NAMES[norm.SEPARATOR])
+    return steps
+
+
+class IncrementalMatcher:
+    """Matching as a pupil types: feed the characters typed, backspace those deleted.
+
+    Only a bounded tail of the buffer is rescanned on each keystroke (the engine's `window_chars` plus what
+    was just typed), so the cost of a keystroke does not grow with how much has been typed. A match is
+    reported once, when the character after it shows it is a whole word; `flush()` reports one that ends
+    the buffer (call it when typing pauses or focus moves). Offsets count characters since the last reset.
+    """
+
+    def __init__(self, engine: KeywordEngine, *, keep_chars: int | None = None) -> None:
+        self._engine = engine
+        self._keep = max(keep_chars or 0, 4 * engine.window_chars, 1024)
+        self.reset()
+
+    def reset(self) -> None:
+        self._buffer = ""
+        self._offset = 0  # characters dropped from the front of the buffer
+        self._reported: set[tuple[str, str, int, int]] = set()
+
+    @property
+    def text(self) -> str:
+        """The tail of the typed text the matcher still holds."""
+        return self._buffer
+
+    @property
+    def length(self) -> int:
+        return self._offset + len(self._buffer)
+
+    def feed(self, appended: str) -> list[Match]:
+        if not appended:
+            return []
+        self._buffer += appended
+        if len(self._buffer) > 2 * self._keep:
+            drop = len(self._buffer) - self._keep
+            self._buffer = self._buffer[drop:]
+            self._offset += drop
+            self._reported = {item for item in self._reported if item[3] > self._offset}
+        return self._scan_tail(len(appended), final=False)
+
+    def flush(self) -> list[Match]:
+        return self._scan_tail(0, final=True)
+
+    def backspace(self, count: int = 1) -> None:
+        if count <= 0:
+            return
+        self._buffer = self._buffer[: max(0, len(self._buffer) - count)]
+        limit = self.length
+        self._reported = {item for item in self._reported if item[3] <= limit}
+
+    def _scan_tail(self, appended: int, *, final: bool) -> list[Match]:
+        start = max(0, len(self._buffer) - appended - self._engine.window_chars)
+        tail = self._buffer[start:]
+        left_open = start > 0 and not self._buffer[start - 1].isspace()
+        hits = self._engine._find(tail, left_open=left_open)
+        matches = self._engine._finish(tail, hits, include_suppressed=False)
+        new = []
+        for match in matches:
+            if match.end == len(tail) and not final:
+                continue  # the next character decides whether this is a whole word
+            absolute_start = self._offset + start + match.start
+            absolute_end = self._offset + start + match.end
+            key = (match.policy, match.keyword, absolute_start, absolute_end)
+            if key in self._reported:
+                continue
+            self._reported.add(key)
+            new.append(_shift(match, absolute_start, absolute_end))
+        return new
+
+
+def _shift(match: Match, start: int, end: int) -> Match:
+    return Match(
+        keyword=match.keyword,
+        policy=match.policy,
+        category=match.category,
+        severity=match.severity,
+        start=start,
+        end=end,
+        matched_text=match.matched_text,
+        explanation=match.explanation,
+        steps=match.steps,
+        keyword_id=match.keyword_id,
+        policy_id=match.policy_id,
+        illegal_content=match.illegal_content,
+    )
