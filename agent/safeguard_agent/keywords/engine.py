@@ -17,6 +17,7 @@ How a scan works (see normalise.py for the two forms of normalisation):
 """
 
 import bisect
+import functools
 import itertools
 import re
 from collections.abc import Iterable
@@ -189,7 +190,8 @@ def _runs_ok(required: tuple[int, ...], runs: list[int], start: int) -> bool:
     return True
 
 
-_COLLAPSE = re.compile(r"(.)\1+")
+_SYMBOLS = frozenset(norm.SYMBOL_LEET)
+_COLLAPSE = re.compile(r"(.)\1+", re.DOTALL)
 
 
 class _Matcher:
@@ -203,12 +205,17 @@ class _Matcher:
     def __init__(self) -> None:
         self.automaton = ahocorasick.Automaton()
         self.payloads: dict[str, tuple[list, list, list]] = {}  # key -> (fast items, exact items, [marker])
-        self.vocabulary: set[str] = set()  # every word of every skeleton, to skip complex spots quickly
+        # What a complex spot is checked against before any exact pass: every word of every skeleton,
+        # the words that are a whole keyword on their own, and the pairs of words next to each other.
+        self.vocabulary: set[str] = set()
+        self.solo_words: set[str] = set()
+        self.pairs: set[tuple[str, str]] = set()
         self.prefix_words: set[str] = set()
         self.ascii_keywords = True
         self.max_length = 1
         self.max_words = 1
         self.margin = 64
+        self._token_cache: dict[str, list[str]] = {}
 
     def add(self, entry_index: int, text: str, *, spaced: bool, literal: bool, prefix: bool) -> None:
         forms, _ = _variants(text, spaced=spaced, literal=literal)
@@ -219,6 +226,9 @@ class _Matcher:
             self.payloads.setdefault(key, ([], [], []))[1].append((entry_index, required))
             words = skeleton.split(norm.GAP)
             self.vocabulary.update(words)
+            if len(words) == 1:
+                self.solo_words.add(words[0])
+            self.pairs.update(itertools.pairwise(words))
             if prefix:
                 self.prefix_words.add(words[-1])
             self.max_words = max(self.max_words, len(words))
@@ -312,8 +322,11 @@ class _Matcher:
                 continue
             for entry_index, spaced in fast_items:
                 hits.append((entry_index, start, word_end - 1, spaced))
+        symbol_spots.sort()
         for start, end in exact_windows:
-            self._find_exact(text, fast, start, end, hits, left_open)
+            first_symbol = bisect.bisect_left(symbol_spots, start)
+            has_symbol = first_symbol < len(symbol_spots) and symbol_spots[first_symbol] < end
+            self._find_exact(text, fast, start, end, hits, left_open, has_symbol or exact_only)
         return hits
 
     def _token_words(self, text: str, fast: str, position: int) -> tuple[int, int, list[str]]:
@@ -325,20 +338,77 @@ class _Matcher:
             left = fast.rfind(norm.GAP, 0, left - 1) + 1
         while right < len(fast) - 1 and text[right - 1] in norm.SYMBOL_LEET:
             right = fast.find(norm.GAP, right + 1)
-        token = fast[left:right]
-        if norm.MARK in token or any(text[i - 1] in norm.SYMBOL_LEET for i in range(left, right)):
-            words = norm.normalise(text[left - 1 : right - 1]).text.split(norm.GAP)
-        else:
-            words = [_COLLAPSE.sub(r"\1", token)]
-        return left, right, [word for word in words if word]
+        original = text[left - 1 : right - 1]
+        words = self._token_cache.get(original)
+        if words is None:
+            # Tokens repeat a lot ("sooo", "@everyone"), so their words are remembered (boundedly).
+            token = fast[left:right]
+            if norm.MARK in token or any(symbol in original for symbol in norm.SYMBOL_LEET):
+                words = [word for word in norm.normalise(original).text.split(norm.GAP) if word]
+            else:
+                words = [_COLLAPSE.sub(r"\1", token)]
+            if len(self._token_cache) > 20_000:
+                self._token_cache.clear()
+            self._token_cache[original] = words
+        return left, right, words
 
-    def _relevant(self, words: list[str]) -> bool:
+    def _neighbour(self, text: str, fast: str, edge: int, step: int) -> list[str]:
+        """The words of the nearest token before (step -1) or after (step 1) a token edge, looking past
+        tokens of invisible characters only, which the exact form turns into gaps."""
+        last = len(fast) - 1
+        gap = norm.GAP
+        for _ in range(4):
+            index = edge - 1 if step < 0 else edge
+            while 0 < index < last and fast[index] == gap:
+                index += step
+            if index <= 0 or index >= last:
+                return []
+            # The common case inline: a plain token with no symbol or MARK next to it.
+            if step < 0:
+                left, right = fast.rfind(gap, 0, index) + 1, index + 1
+            else:
+                left, right = index, fast.find(gap, index)
+            original = text[left - 1 : right - 1]
+            words = self._token_cache.get(original)
+            if words is None or text[left - 2 : left - 1] in _SYMBOLS or text[right - 1 : right] in _SYMBOLS:
+                left, right, words = self._token_words(text, fast, index)
+            if words:
+                return words
+            edge = left if step < 0 else right
+        return []
+
+    def _pair_near(self, text: str, fast: str, left: int, right: int, words: list[str]) -> bool:
+        """Whether a word of a token forms a keyword's word pair with its neighbour or within itself."""
+        if not self.pairs:
+            return False
+        for pair in itertools.pairwise(words):
+            if pair in self.pairs:
+                return True
+        before = self._neighbour(text, fast, left, -1)
+        if before and (before[-1], words[0]) in self.pairs:
+            return True
+        after = self._neighbour(text, fast, right, 1)
+        return bool(after) and (words[-1], after[0]) in self.pairs
+
+    def _token_relevant(self, text: str, fast: str, left: int, right: int, words: list[str]) -> bool:
+        """Could any keyword match through this token? A word that is a keyword on its own, or a word of a
+        phrase next to the phrase's neighbouring word ("sooo" matters in "you're sooo mature" only)."""
+        if not words:
+            return False
+        in_vocabulary = False
         for word in words:
-            if word in self.vocabulary:
+            if word in self.solo_words:
                 return True
             if self.prefix_words and any(word.startswith(prefix) for prefix in self.prefix_words):
                 return True
-        return False
+            in_vocabulary = in_vocabulary or word in self.vocabulary
+        return in_vocabulary and self._pair_near(text, fast, left, right, words)
+
+    def _gap_relevant(self, text: str, fast: str, left: int, right: int) -> bool:
+        """Could a phrase span this gap (or gap-like token) between fast[left] and fast[right]?"""
+        before = self._neighbour(text, fast, left, -1)
+        after = self._neighbour(text, fast, right, 1)
+        return bool(before) and bool(after) and (before[-1], after[0]) in self.pairs
 
     def _windows(
         self, text: str, fast: str, spots: list[int], gap_spots: list[int], symbol_spots: list[int]
@@ -365,9 +435,9 @@ class _Matcher:
             last_gap = next_word
             if gap_start == 0 or next_word >= len(fast):
                 continue
-            _, _, before = self._token_words(text, fast, gap_start - 1)
-            _, _, after = self._token_words(text, fast, next_word)
-            if self._relevant(before) and self._relevant(after):
+            gap_text = text[gap_start - 1 : next_word - 1]
+            if any(symbol in gap_text for symbol in _SYMBOLS) or self._gap_relevant(text, fast, gap_start, next_word):
+                # (A run of symbols is left to the exact pass: which of them read as letters decides the words.)
                 ranges.append((gap_start - 1, next_word))
         for group, is_symbol in ((sorted(spots), False), (sorted(symbol_spots), True)):
             last_token = -1
@@ -376,24 +446,14 @@ class _Matcher:
                     continue
                 left, right, words = self._token_words(text, fast, spot)
                 last_token = right
-                if self._relevant(words):
+                if self._token_relevant(text, fast, left, right, words):
                     ranges.append((left, right))
                 elif is_symbol:
                     dead.append((left, right))
-                elif not words and left > 1 and right < len(fast) - 1:
+                elif not words and self._gap_relevant(text, fast, left, right):
                     # Only invisible characters: in the exact form this is part of a gap, which may now
                     # join the words either side into a phrase ("unalive \ufe0f myself").
-                    before = left - 1
-                    while before > 0 and fast[before] == norm.GAP:
-                        before -= 1
-                    after = right
-                    while after < len(fast) - 1 and fast[after] == norm.GAP:
-                        after += 1
-                    if before > 0 and after < len(fast) - 1:
-                        _, _, words_before = self._token_words(text, fast, before)
-                        _, _, words_after = self._token_words(text, fast, after)
-                        if self._relevant(words_before) and self._relevant(words_after):
-                            ranges.append((left, right))
+                    ranges.append((left, right))
         if not ranges:
             return [], dead
         ranges.sort()
@@ -438,14 +498,29 @@ class _Matcher:
         return position
 
     def _find_exact(
-        self, text: str, fast: str, start: int, end: int, hits: list[tuple[int, int, int, bool]], left_open: bool
+        self,
+        text: str,
+        fast: str,
+        start: int,
+        end: int,
+        hits: list[tuple[int, int, int, bool]],
+        left_open: bool,
+        has_symbol: bool,
     ) -> None:
         """Normalise text[start-1:end-1] (fast offsets start..end) exactly and scan it with skeleton keys."""
         original_start = start - 1
         original_end = end - 1
         if original_end <= original_start:
             return
-        result = norm.normalise(text[original_start:original_end])
+        window = text[original_start:original_end]
+        inner = fast[start:end]
+        if not has_symbol and norm.MARK not in inner:
+            # Here the exact form is the fast form with runs collapsed, which C code makes in a moment; most
+            # windows (a stretched "sooo") hold no keyword at all, so check that before mapping offsets.
+            collapsed = _COLLAPSE.sub(r"\1", norm.GAP + inner + norm.GAP)
+            if not any(exact for _, (_, _, exact, _) in self.automaton.iter(collapsed)):
+                return
+        result = norm.normalise(window)
         # Pad like the fast form: a gap where the window edge is a word edge, else a character no key has.
         left_ok = fast[start - 1] == norm.GAP and not (original_start == 0 and left_open)
         right_ok = fast[end] == norm.GAP
@@ -600,29 +675,30 @@ class KeywordEngine:
                     reasons[position] = f'allow-list phrase "{allow_entry.text}"'
                     break
 
-        # One event, one match per policy: a hit inside a longer hit of the same policy is dropped.
+        # One event, one match per policy: a hit inside a longer hit of the same policy is dropped. Sorted by
+        # policy, then start, longest (then most severe) first, a hit is inside an earlier one exactly when
+        # the furthest end seen so far in its policy reaches its end.
         order = sorted(
             (position for position in range(len(candidates)) if position not in reasons),
             key=lambda p: (
-                -(candidates[p].end - candidates[p].start),
+                entries[candidates[p].entry].spec.policy,
+                candidates[p].start,
+                -candidates[p].end,
                 -_SEVERITY_RANK[entries[candidates[p].entry].spec.severity],
             ),
         )
-        kept: list[int] = []
+        policy = None
+        furthest = -1
+        furthest_entry = -1
         for position in order:
             candidate = candidates[position]
-            policy = entries[candidate.entry].spec.policy
-            for other in kept:
-                longer = candidates[other]
-                if (
-                    entries[longer.entry].spec.policy == policy
-                    and longer.start <= candidate.start
-                    and candidate.end <= longer.end
-                ):
-                    reasons[position] = f'inside the longer match "{entries[longer.entry].text}"'
-                    break
+            candidate_policy = entries[candidate.entry].spec.policy
+            if candidate_policy != policy:
+                policy, furthest, furthest_entry = candidate_policy, -1, -1
+            if furthest >= candidate.end:
+                reasons[position] = f'inside the longer match "{entries[furthest_entry].text}"'
             else:
-                kept.append(position)
+                furthest, furthest_entry = candidate.end, candidate.entry
 
         matches = []
         for position, candidate in enumerate(candidates):
@@ -687,10 +763,35 @@ class KeywordEngine:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _letter_count(keyword: str) -> int:
+    form = norm.normalise(keyword)
+    return sum(run for char, run in zip(form.text, form.runs, strict=True) if char != norm.GAP)
+
+
+_PLAIN_WORDS = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
+
+
 def explain_steps(original: str, keyword: str, *, spaced: bool = False) -> list[str]:
     """Which normalisation steps turned `original` into the keyword, in plain words."""
+    if _PLAIN_WORDS.fullmatch(original) and not spaced:
+        # Most matches are plain ASCII words with single spaces: the same answer without normalising.
+        steps = []
+        if original != original.lower():
+            steps.append(norm.STEP_NAMES[norm.CASE])
+        leet_pairs = []
+        for char in original:
+            if char in norm.DIGIT_LEET:
+                shown = norm.DIGIT_LEET[char]
+                pair = f"{char}→{'i/l' if shown == norm.IL else shown}"
+                if pair not in leet_pairs:
+                    leet_pairs.append(pair)
+        if leet_pairs:
+            steps.append(f"{norm.STEP_NAMES[norm.LEET]} ({', '.join(leet_pairs)})")
+        if len(original) - original.count(" ") > _letter_count(keyword):
+            steps.append(norm.STEP_NAMES[norm.REPEAT])
+        return steps
     text_form = norm.normalise(original)
-    keyword_form = norm.normalise(keyword)
     flags = 0
     for unit_flags in text_form.flags:
         flags |= unit_flags
@@ -705,9 +806,7 @@ def explain_steps(original: str, keyword: str, *, spaced: bool = False) -> list[
                 if pair not in leet_pairs:
                     leet_pairs.append(pair)
     text_letters = sum(run for char, run in zip(text_form.text, text_form.runs, strict=True) if char != norm.GAP)
-    keyword_letters = sum(
-        run for char, run in zip(keyword_form.text, keyword_form.runs, strict=True) if char != norm.GAP
-    )
+    keyword_letters = _letter_count(keyword)
     gaps = [
         original[text_form.starts[i] : text_form.ends[i]] for i, char in enumerate(text_form.text) if char == norm.GAP
     ]

@@ -93,3 +93,33 @@ def library_specs(policies: list[LibraryPolicy]) -> tuple[list[KeywordSpec], lis
             )
         allows.extend(AllowSpec(text=text, policy=policy.name) for text in policy.allow_phrases)
     return keywords, allows
+
+
+def config_specs(config: dict) -> tuple[list[KeywordSpec], list[AllowSpec]]:
+    """Specs from the server's agent config (`GET /api/v1/agent/config`): {"policies": [{"name", "category",
+    "illegal_content", "keywords": [{"id", "text", "match_kind", "severity"}]}]}.
+
+    Optional fields the engine also understands: a policy's "allow_phrases", a keyword's "join_spaced",
+    "requires_nearby" and "window".
+    """
+    keywords: list[KeywordSpec] = []
+    allows: list[AllowSpec] = []
+    for policy in config.get("policies", []):
+        name = policy["name"]
+        for item in policy.get("keywords", []):
+            keywords.append(
+                KeywordSpec(
+                    text=item["text"],
+                    policy=name,
+                    category=policy.get("category", "other"),
+                    severity=item.get("severity", "medium"),
+                    match_kind=item.get("match_kind", "word"),
+                    join_spaced=bool(item.get("join_spaced", False)),
+                    requires_nearby=tuple(item.get("requires_nearby", ())),
+                    window=int(item.get("window", 5)),
+                    keyword_id=item.get("id"),
+                    illegal_content=bool(policy.get("illegal_content", False)),
+                )
+            )
+        allows.extend(AllowSpec(text=text, policy=name) for text in policy.get("allow_phrases", ()))
+    return keywords, allows

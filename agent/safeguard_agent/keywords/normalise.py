@@ -161,10 +161,19 @@ def _handler_value(char: str) -> str:
     return result
 
 
+_RUN_CACHE: dict[str, str] = {}
+
+
 def _fold_errors(error: UnicodeError) -> tuple[str, int]:
     if not isinstance(error, UnicodeEncodeError):
         raise error
-    return "".join(_handler_value(char) for char in error.object[error.start : error.end]), error.end
+    run = error.object[error.start : error.end]
+    value = _RUN_CACHE.get(run)
+    if value is None:
+        value = "".join(_handler_value(char) for char in run)
+        if len(_RUN_CACHE) < 50_000:
+            _RUN_CACHE[run] = value
+    return value, error.end
 
 
 codecs.register_error("safeguard-fold", _fold_errors)
@@ -180,7 +189,8 @@ def fast_form(text: str, *, ascii_keywords: bool = True) -> str:
     if text.isascii():
         return text.encode("ascii").translate(_ASCII_BYTES).decode("ascii")
     if ascii_keywords and "\x02" not in text and "\x03" not in text:
-        if len(text.encode("utf-8", "surrogatepass")) - len(text) < len(text) // 64:
+        sample = text[:8192]  # judged on a sample: measuring the whole text costs as much as folding it
+        if len(sample.encode("utf-8", "surrogatepass")) - len(sample) < len(sample) // 16:
             return text.encode("ascii", "safeguard-fold").translate(_HANDLER_BYTES).decode("ascii")
     return text.translate(_FAST_TABLE)
 
@@ -208,36 +218,50 @@ class Normalised:
 
 
 def normalise(original: str) -> Normalised:
-    # 1. Fold every character; keep each folded letter's original span.
+    # 1. Fold every character; keep each folded letter's original span, and classify it:
+    #    1 a letter or digit, 2 a symbol that may be read as a letter, 0 a gap.
     chars: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     flags: list[int] = []
+    kinds: list[int] = []
+    cache = _FOLD_CACHE
     for index, char in enumerate(original):
-        out, char_flags = fold(char)
-        if not out:
-            if flags:  # a dropped accent or zero-width character belongs to the letter before it
-                flags[-1] |= char_flags
-                ends[-1] = index + 1
-            continue
-        for part in out:
-            chars.append(part)
+        folded = cache.get(char)
+        if folded is None:
+            folded = fold(char)
+        out, char_flags = folded
+        if len(out) == 1:
+            chars.append(out)
             starts.append(index)
             ends.append(index + 1)
             flags.append(char_flags)
+            kinds.append(2 if out in SYMBOL_LEET else 1 if out == IL or out.isalnum() else 0)
+        elif not out:
+            if flags:  # a dropped accent or zero-width character belongs to the unit before it
+                flags[-1] |= char_flags
+                ends[-1] = index + 1
+        else:
+            for part in out:
+                chars.append(part)
+                starts.append(index)
+                ends.append(index + 1)
+                flags.append(char_flags)
+                kinds.append(2 if part in SYMBOL_LEET else 1 if part == IL or part.isalnum() else 0)
 
-    # 2. Classify: letters and digits are word characters, symbols depend on their neighbours, the rest is a gap.
+    # 2. Digits are read as letters; symbols only between (or beside) letters and digits. Only a letter or
+    #    digit (or a symbol already read as one, as in "a$$") makes a neighbour: in "wow!!!" no '!' sits
+    #    between word characters.
     count = len(chars)
-    kinds = [0] * count  # 1 word, 2 symbol, 0 gap
-    for i, char in enumerate(chars):
-        if char in SYMBOL_LEET:
-            kinds[i] = 2
-        elif is_word_char(char):
-            kinds[i] = 1
-    for i, char in enumerate(chars):
-        if kinds[i] == 2:
-            # Only a letter or digit (or a symbol already read as one, as in "a$$") makes a neighbour: in
-            # "wow!!!" no '!' sits between word characters.
+    for i in range(count):
+        kind = kinds[i]
+        if kind == 1:
+            char = chars[i]
+            if char in DIGIT_LEET:
+                chars[i] = DIGIT_LEET[char]
+                flags[i] |= LEET
+        elif kind == 2:
+            char = chars[i]
             prev_word = i > 0 and kinds[i - 1] == 1
             next_word = i + 1 < count and kinds[i + 1] == 1
             if symbol_folds(prev_word, next_word, char):
@@ -246,9 +270,6 @@ def normalise(original: str) -> Normalised:
                 kinds[i] = 1
             else:
                 kinds[i] = 0
-        elif kinds[i] == 1 and char in DIGIT_LEET:
-            chars[i] = DIGIT_LEET[char]
-            flags[i] |= LEET
 
     # 3. Collapse runs of one letter, and every run of gap characters into one GAP.
     out_text: list[str] = []
