@@ -35,6 +35,7 @@ _FAST_GAP_LENGTHS = (1, 2, 3)  # gap runs of 4+ characters are complex spots
 _IL_LETTERS = ("i", "l")
 _APOSTROPHES = frozenset("'’‘`´")
 _WORDS = re.compile(r"[^\W_]+")
+_WORD_TAIL = re.compile(r"[^\W_]*")
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "severe": 3}
 
 
@@ -646,6 +647,8 @@ class KeywordEngine:
                 continue
             seen.add(key)
             entry = entries[candidate.entry]
+            if entry.prefix:  # report the whole word the prefix starts ("anorexi*" matched "anorexic")
+                candidate.end = _WORD_TAIL.match(text, candidate.end).end()
             original = text[candidate.start : candidate.end]
             if entry.strict_key is not None and original.casefold() != entry.strict_key:
                 continue
