@@ -3,6 +3,8 @@
 import io
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from safeguard.policies.library import (
     PlainListError,
@@ -160,3 +162,46 @@ def test_plain_list_import_is_all_or_nothing():
     with pytest.raises(PlainListError, match="line 2"):
         keyword_import_plain_list(policy=policy, lines=["fine", "x" * 201, "also fine"])
     assert policy.keywords.count() == 0
+
+
+@pytest.mark.django_db
+def test_load_keyword_library_command_installs_and_reports():
+    out = io.StringIO()
+    call_command("load_keyword_library", stdout=out)
+    assert "keywords: " in out.getvalue()
+    assert Keyword.objects.count() == len(_library_terms())
+
+
+@pytest.mark.django_db
+def test_import_keywords_command_reads_a_plain_list_into_a_policy(tmp_path):
+    install_default_library()
+    listing = tmp_path / "licensed.txt"
+    listing.write_text("# licensed terms\nterm one\ntermtwo\n", encoding="utf-8")
+    out = io.StringIO()
+    call_command("import_keywords", "--policy", "Illegal content", str(listing), stdout=out)
+    policy = KeywordPolicy.objects.get(name="Illegal content")
+    assert sorted(policy.keywords.values_list("text", flat=True)) == ["term one", "termtwo"]
+    assert "2 created" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_import_keywords_command_reads_csv_all_or_nothing(tmp_path):
+    policy = KeywordPolicyFactory(name="Custom")
+    good = tmp_path / "good.csv"
+    good.write_text("text,match_kind,severity\nfirst,word,low\nsecond phrase,phrase,severe\n", encoding="utf-8")
+    call_command("import_keywords", "--policy", "Custom", str(good), stdout=io.StringIO())
+    assert sorted(policy.keywords.values_list("text", "severity")) == [("first", "low"), ("second phrase", "severe")]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,match_kind,severity\nthird,word,low\nfourth,word,apocalyptic\n", encoding="utf-8")
+    with pytest.raises(CommandError, match="Nothing imported"):
+        call_command("import_keywords", "--policy", "Custom", str(bad), stdout=io.StringIO())
+    assert policy.keywords.count() == 2
+
+
+@pytest.mark.django_db
+def test_import_keywords_command_refuses_an_unknown_policy(tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text("x\n", encoding="utf-8")
+    with pytest.raises(CommandError, match="No keyword policy"):
+        call_command("import_keywords", "--policy", "Nope", str(listing), stdout=io.StringIO())
