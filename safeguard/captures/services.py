@@ -7,13 +7,14 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from PIL import Image
 
-from safeguard.captures.models import Capture, Recording, screenshot_preview_path
+from safeguard.captures.models import Capture, CaptureNote, CaptureStatus, Recording, screenshot_preview_path
 from safeguard.captures.selectors import capture_get_for_device, keyword_find_for_capture
 from safeguard.core.api import ApiError, field_error
 from safeguard.groups.models import Device
@@ -200,3 +201,145 @@ def recording_attach(
         _delete_quietly(storage, recording.file.name)
         raise
     return recording, True
+
+
+# --- The review workflow: status, assignee, notes --------------------------------------------------
+#
+# Transitions: a capture starts New; staff may move it to any other status (Under review, Escalated,
+# either Resolved) and between those freely, e.g. reopen a resolved capture as Escalated when new
+# facts arrive. Nothing goes back to New: New means "nobody has looked yet", and the first change
+# away from it is the "first review" time Insight measures (read from the audit row, nothing
+# extra is stored). Setting the status a capture already has changes nothing and writes no row.
+#
+# Every write locks the capture row, re-checks that the actor may manage it (the view has already
+# answered 404 otherwise; this keeps the rule true for any other caller), changes it and appends
+# the audit row (who, before → after) in one transaction: both happen or neither does.
+
+NOTE_MAX_LENGTH = 5000
+
+
+def _capture_locked_for_manager(*, capture: Capture, actor) -> Capture:
+    from safeguard.core import access
+
+    scoped = access.scope_by_person_or_device(Capture.objects.filter(pk=capture.pk), actor, "manage_captures")
+    locked = scoped.select_for_update().select_related("person", "assignee").first()
+    if locked is None:
+        raise PermissionDenied("You cannot manage this capture.")
+    return locked
+
+
+def _status_label(value: str) -> str:
+    return CaptureStatus(value).label
+
+
+def capture_set_status(*, capture: Capture, status: str, actor) -> bool:
+    """Move the capture to `status` (never back to New); True if it changed. Audited "capture.status_changed"."""
+    from safeguard.logs.services import audit_record
+
+    if status not in CaptureStatus.values:
+        raise ValidationError({"status": "Choose a valid status."})
+    if status == CaptureStatus.NEW:
+        raise ValidationError({"status": "A capture cannot go back to New once it has been reviewed."})
+    with transaction.atomic():
+        locked = _capture_locked_for_manager(capture=capture, actor=actor)
+        before = locked.status
+        if before == status:
+            return False
+        now = timezone.now()
+        Capture.objects.filter(pk=locked.pk).update(status=status, updated_at=now)
+        audit_record(
+            action="capture.status_changed",
+            target=locked,
+            actor=actor,
+            summary=f"Status changed from {_status_label(before)} to {_status_label(status)}",
+            before={"status": before},
+            after={"status": status},
+        )
+    capture.status = status
+    capture.updated_at = now
+    return True
+
+
+def capture_assign(*, capture: Capture, assignee, actor) -> bool:
+    """Give the capture to `assignee` (a staff member who can manage it), or to nobody with None.
+
+    True if the assignee changed. Audited "capture.assigned" with the usernames before → after.
+    """
+    from safeguard.core import access
+    from safeguard.logs.services import audit_record
+
+    if assignee is not None:
+        allowed = access.staff_with_right_over(person=capture.person, device=capture.device, right="manage_captures")
+        if not allowed.filter(pk=assignee.pk).exists():
+            raise ValidationError({"assignee": "Choose a member of staff who can manage this capture."})
+    with transaction.atomic():
+        locked = _capture_locked_for_manager(capture=capture, actor=actor)
+        previous = locked.assignee
+        if (previous.pk if previous else None) == (assignee.pk if assignee else None):
+            return False
+        now = timezone.now()
+        Capture.objects.filter(pk=locked.pk).update(assignee=assignee, updated_at=now)
+        before_name = previous.get_username() if previous else None
+        after_name = assignee.get_username() if assignee else None
+        audit_record(
+            action="capture.assigned",
+            target=locked,
+            actor=actor,
+            summary=f"Assigned to {after_name}" if after_name else f"Unassigned (was {before_name})",
+            before={"assignee": before_name},
+            after={"assignee": after_name},
+        )
+    capture.assignee = assignee
+    capture.updated_at = now
+    return True
+
+
+def capture_add_note(*, capture: Capture, author, text: str) -> CaptureNote:
+    """Add a note to the capture. Audited "capture.note_added" with the note's text."""
+    from safeguard.logs.services import audit_record
+
+    # NUL cannot be stored in PostgreSQL text; nobody types one on purpose.
+    text = (text or "").replace("\x00", "").strip()
+    if not text:
+        raise ValidationError({"text": "Write the note first."})
+    if len(text) > NOTE_MAX_LENGTH:
+        raise ValidationError({"text": f"Keep a note under {NOTE_MAX_LENGTH} characters."})
+    with transaction.atomic():
+        locked = _capture_locked_for_manager(capture=capture, actor=author)
+        note = CaptureNote.objects.create(capture=locked, author=author, text=text)
+        audit_record(
+            action="capture.note_added",
+            target=locked,
+            actor=author,
+            summary=f"Note added to the capture of '{locked.keyword_text}' by {locked.person}",
+            after={"text": text},
+        )
+    return note
+
+
+def capture_move_person_to_group(*, capture: Capture, group, actor) -> bool:
+    """The capture's "move person to group" action: the person joins `group` (see person_move_to_group).
+
+    The actor must manage the capture and see the group with the manage right. Besides the
+    person's own audit row, the capture's history gets "capture.person_moved", so whoever reads
+    the capture later sees what was done about it. True if the person was not in the group yet.
+    """
+    from safeguard.core import access
+    from safeguard.groups.services import person_move_to_group
+    from safeguard.logs.services import audit_record
+
+    if group.pk not in access.visible_group_ids(actor, "manage_captures") and group.owner_id != actor.pk:
+        raise ValidationError({"group": "Choose a group you can see."})
+    with transaction.atomic():
+        locked = _capture_locked_for_manager(capture=capture, actor=actor)
+        moved = person_move_to_group(
+            person=locked.person, group=group, moved_by=actor, reason=f"capture of '{locked.keyword_text}'"
+        )
+        audit_record(
+            action="capture.person_moved",
+            target=locked,
+            actor=actor,
+            summary=f"Moved {locked.person} to {group}" if moved else f"{locked.person} was already in {group}",
+            after={"group": str(group.uuid), "group_name": group.name, "moved": moved},
+        )
+    return moved

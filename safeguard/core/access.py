@@ -107,3 +107,35 @@ def get_or_404(queryset: QuerySet, **lookup):
     if obj is None:
         raise Http404("Not found.")
     return obj
+
+
+def staff_with_right_over(*, person: Person | None, device: Device | None, right: Right = "manage_captures"):
+    """The active staff accounts who hold `right` over `person` or `device`: the rule above, read backwards.
+
+    Used to offer only real choices (e.g. the assignees of a capture: staff who can manage it).
+    Access to a group covers its subgroups, so a grant on any ancestor of one of the person's
+    user groups (or the device's device groups) counts; superusers hold every right.
+    """
+    from django.contrib.auth import get_user_model
+
+    from safeguard.groups.selectors import group_ancestor_chains
+
+    member = Q(pk__in=[])
+    if person is not None:
+        member |= Q(person_id=person.pk, group__kind=GroupKind.USER)
+    if device is not None:
+        member |= Q(device_id=device.pk, group__kind=GroupKind.DEVICE)
+    direct = set(Membership.objects.filter(member).values_list("group_id", flat=True))
+    covering = {group_id for chain in group_ancestor_chains(group_ids=direct).values() for group_id in chain}
+    granted = StaffAccess.objects.filter(group_id__in=covering, **{_RIGHT_FIELDS[right]: True}).values("user_id")
+    return get_user_model().objects.filter(Q(pk__in=granted) | Q(is_superuser=True), is_active=True)
+
+
+def visible_recordings(user) -> QuerySet:
+    """Recordings `user` may watch: on people/devices they see with the view_recordings right, and
+    public, or private and theirs (a private recording is its owner's alone)."""
+    from safeguard.captures.models import Recording
+
+    return scope_by_person_or_device(Recording.objects.all(), user, "view_recordings").filter(
+        Q(visibility=Recording.Visibility.PUBLIC) | Q(visibility=Recording.Visibility.PRIVATE, owner_id=user.pk)
+    )

@@ -364,3 +364,46 @@ def enrolment_code_revoke(*, code: EnrolmentCode, revoked_by=None) -> bool:
             )
     code.refresh_from_db()
     return bool(revoked)
+
+
+def person_move_to_group(*, person: Person, group: MonitoringGroup, moved_by=None, reason: str = "") -> bool:
+    """Put `person` in the user group `group` (e.g. the Watch Group); True if they were not in it yet.
+
+    "Move" as schools know it from the product we replace: the person joins the group and keeps
+    their other memberships, so the staff who already see them (their form tutor, their head of
+    year) still do; taking them out of their year group would hide them from exactly those
+    people. Who may move whom into which group is decided by the caller (the console offers only
+    groups the staff member sees). Audited "person.moved_to_group"; a repeat changes nothing.
+    """
+    from safeguard.logs.services import audit_record
+
+    if group.kind != GroupKind.USER:
+        raise ValidationError("People can only be moved into a user group.")
+    with transaction.atomic():
+        _, created = Membership.objects.get_or_create(group=group, person=person, defaults={"added_by": moved_by})
+        if created:
+            audit_record(
+                actor=moved_by,
+                action="person.moved_to_group",
+                target=person,
+                summary=f"Moved {person} to {group}" + (f" ({reason})" if reason else ""),
+                before=None,
+                after={"group": str(group.uuid), "group_name": group.name, "reason": reason or None},
+            )
+    return created
+
+
+def device_command_request(*, device: Device, type: str, params: dict, requested_by) -> DeviceCommand:  # noqa: A002
+    """Queue a command for the device (delivered with its next heartbeat), and audit who asked."""
+    from safeguard.logs.services import audit_record
+
+    with transaction.atomic():
+        command = DeviceCommand.objects.create(device=device, type=type, params=params, requested_by=requested_by)
+        audit_record(
+            actor=requested_by,
+            action=f"device.command_{type}",
+            target=device,
+            summary=f"Asked {device.hostname} to {command.get_type_display().lower()} ({params})",
+            after={"command": str(command.uuid), "type": type, "params": params},
+        )
+    return command
