@@ -1,3 +1,5 @@
+"""Console URLs (the contract in issue 5). Captures and logs views live in views_captures/views_logs."""
+
 from django.urls import path
 
 from safeguard.console import views
@@ -6,4 +8,18 @@ app_name = "console"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("thumbnails/", views.thumbnails, name="thumbnails"),
+    path("thumbnails/grid", views.thumbnails_grid, name="thumbnails_grid"),
+    path("devices/<uuid:device_uuid>/", views.device_detail, name="device"),
+    path("devices/<uuid:device_uuid>/thumbnail", views.device_thumbnail, name="device_thumbnail"),
+    path("devices/<uuid:device_uuid>/record", views.device_record, name="device_record"),
+    path("recordings/", views.recordings, name="recordings"),
+    path("recordings/<uuid:recording_uuid>/", views.recording_detail, name="recording"),
+    path("recordings/<uuid:recording_uuid>/video", views.recording_video, name="recording_video"),
+    path("confide/", views.confide_list, name="confide_list"),
+    path("confide/<uuid:report_uuid>/", views.confide_detail, name="confide_detail"),
+    path("confide/<uuid:report_uuid>/update", views.confide_update, name="confide_update"),
+    path("confide/<uuid:report_uuid>/notes", views.confide_note_add, name="confide_note_add"),
+    path("assistance/", views.assistance_notifications, name="assistance_notifications"),
+    path("assistance/<uuid:request_uuid>/acknowledge", views.assistance_acknowledge, name="assistance_acknowledge"),
 ]
