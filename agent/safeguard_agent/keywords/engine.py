@@ -192,6 +192,7 @@ def _runs_ok(required: tuple[int, ...], runs: list[int], start: int) -> bool:
 
 
 _SYMBOLS = frozenset(norm.SYMBOL_LEET)
+_RUNS = re.compile(r"(.)\1*", re.DOTALL)
 _COLLAPSE = re.compile(r"(.)\1+", re.DOTALL)
 
 
@@ -521,7 +522,17 @@ class _Matcher:
             collapsed = _COLLAPSE.sub(r"\1", norm.GAP + inner + norm.GAP)
             if not any(exact for _, (_, _, exact, _) in self.automaton.iter(collapsed)):
                 return
-        result = norm.normalise(window)
+            # One step per run rather than per character: the fast form is 1:1 with the original here.
+            runs_found = [(match.group(1), match.start(), match.end()) for match in _RUNS.finditer(inner)]
+            result = norm.Normalised(
+                "".join(char for char, _, _ in runs_found),
+                [first for _, first, _ in runs_found],
+                [last for _, _, last in runs_found],
+                [last - first for _, first, last in runs_found],
+                [],
+            )
+        else:
+            result = norm.normalise(window)
         # Pad like the fast form: a gap where the window edge is a word edge, else a character no key has.
         left_ok = fast[start - 1] == norm.GAP and not (original_start == 0 and left_open)
         right_ok = fast[end] == norm.GAP
@@ -841,26 +852,26 @@ class IncrementalMatcher:
         self.reset()
 
     def reset(self) -> None:
-        self._buffer = ""
+        self._chars: list[str] = []  # a list, so a keystroke appends in O(1) rather than copying the buffer
         self._offset = 0  # characters dropped from the front of the buffer
         self._reported: set[tuple[str, str, int, int]] = set()
 
     @property
     def text(self) -> str:
         """The tail of the typed text the matcher still holds."""
-        return self._buffer
+        return "".join(self._chars)
 
     @property
     def length(self) -> int:
-        return self._offset + len(self._buffer)
+        return self._offset + len(self._chars)
 
     def feed(self, appended: str) -> list[Match]:
         if not appended:
             return []
-        self._buffer += appended
-        if len(self._buffer) > 2 * self._keep:
-            drop = len(self._buffer) - self._keep
-            self._buffer = self._buffer[drop:]
+        self._chars.extend(appended)
+        if len(self._chars) > 2 * self._keep:  # amortised: happens once every `keep` characters
+            drop = len(self._chars) - self._keep
+            del self._chars[:drop]
             self._offset += drop
             self._reported = {item for item in self._reported if item[3] > self._offset}
         return self._scan_tail(len(appended), final=False)
@@ -871,14 +882,15 @@ class IncrementalMatcher:
     def backspace(self, count: int = 1) -> None:
         if count <= 0:
             return
-        self._buffer = self._buffer[: max(0, len(self._buffer) - count)]
+        del self._chars[max(0, len(self._chars) - count) :]
         limit = self.length
-        self._reported = {item for item in self._reported if item[3] <= limit}
+        if self._reported:
+            self._reported = {item for item in self._reported if item[3] <= limit}
 
     def _scan_tail(self, appended: int, *, final: bool) -> list[Match]:
-        start = max(0, len(self._buffer) - appended - self._engine.window_chars)
-        tail = self._buffer[start:]
-        left_open = start > 0 and not self._buffer[start - 1].isspace()
+        start = max(0, len(self._chars) - appended - self._engine.window_chars)
+        tail = "".join(self._chars[start:])
+        left_open = start > 0 and not self._chars[start - 1].isspace()
         hits = self._engine._find(tail, left_open=left_open)
         matches = self._engine._finish(tail, hits, include_suppressed=False)
         new = []
