@@ -14,8 +14,6 @@ WORKERS ?= 2
 PYTEST_ARGS ?=
 
 AGENT_PYPROJECT := $(wildcard agent/pyproject.toml)
-# The agent's own tests run in a second pytest process: both folders are called `tests`.
-AGENT_TESTS := $(shell find agent/tests -name 'test_*.py' 2>/dev/null | head -n 1)
 # The project's own CSS/JS; collectstatic reruns when one of them (or an installed package) changes.
 STATIC_SOURCES := $(shell find static safeguard -path '*/static/*' -type f 2>/dev/null)
 STATIC_STAMP := var/static/.collected
@@ -65,15 +63,15 @@ $(STATIC_STAMP): $(STATIC_SOURCES) $(VENV)/.installed-runtime
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@mkdir -p $(@D) && touch $@
 
-# CI and developers: the suite runs on PostgreSQL and real Redis. Both URLs can be overridden from
-# the environment (each developer uses their own database name).
+# CI and developers: the whole suite (tests/ and agent/tests/, the testpaths in pyproject.toml) runs
+# on PostgreSQL and real Redis. Both URLs can be overridden from the environment (each developer
+# uses their own database name).
 test: $(VENV)/.installed-dev
 	scripts/install-system-packages.sh
 	export DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/safeguard}"; \
 	export REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/0}"; \
 	scripts/ensure-services.sh && \
 	echo "Testing with DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL" && \
-	$(if $(and $(AGENT_TESTS),$(if $(PYTEST_ARGS),,yes)),$(PY) -m pytest agent/tests &&) \
 	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
