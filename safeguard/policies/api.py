@@ -21,6 +21,14 @@ class ConfigKeywordSerializer(serializers.Serializer):
         help_text="How to match: a whole `word`, a `phrase` of words, or an `abbreviation`.",
     )
     severity = serializers.ChoiceField(choices=Severity.choices, help_text="How serious a match is, low to severe.")
+    join_spaced = serializers.BooleanField(
+        help_text="Also match the keyword typed with its letters spaced out or dotted ('s u i c i d e')."
+    )
+    requires_nearby = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Words of which one must appear within `window` words before the keyword fires; empty: always.",
+    )
+    window = serializers.IntegerField(help_text="How many words either side count as nearby for `requires_nearby`.")
 
 
 class ConfigPolicySerializer(serializers.Serializer):
@@ -31,6 +39,10 @@ class ConfigPolicySerializer(serializers.Serializer):
         help_text="True for illegal-content policies: their captures are handled specially by the server."
     )
     keywords = ConfigKeywordSerializer(many=True, help_text="The policy's enabled keywords.")
+    allow_phrases = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Phrases that silence this policy's hits inside them ('kill time', 'diet coke').",
+    )
 
 
 class AgentSettingsSerializer(serializers.Serializer):

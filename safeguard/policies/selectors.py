@@ -9,7 +9,7 @@ from django.db.models import Prefetch, Q
 
 from safeguard.groups.models import Device
 from safeguard.groups.selectors import device_group_ids_direct, group_ancestor_chains
-from safeguard.policies.models import AgentSettings, GroupPolicySetting, Keyword, KeywordPolicy
+from safeguard.policies.models import AgentSettings, AllowPhrase, GroupPolicySetting, Keyword, KeywordPolicy
 
 
 def _branch_verdicts(chains: list[list[int]], modes: dict[int, dict[int, str]]) -> dict[int, set[str]]:
@@ -67,7 +67,10 @@ def policy_list_for_device(*, device: Device) -> list[KeywordPolicy]:
         KeywordPolicy.objects.filter(enabled=True)
         .filter(Q(pk__in=applied) | (Q(applies_to_everyone=True) & ~Q(pk__in=person_excluded)))
         .exclude(pk__in=device_excluded)
-        .prefetch_related(Prefetch("keywords", queryset=enabled_keywords, to_attr="enabled_keywords"))
+        .prefetch_related(
+            Prefetch("keywords", queryset=enabled_keywords, to_attr="enabled_keywords"),
+            Prefetch("allow_phrases", queryset=AllowPhrase.objects.order_by("text", "id"), to_attr="allow_list"),
+        )
         .order_by("name", "pk")
     )
 
@@ -85,6 +88,19 @@ def agent_settings_for_device(*, device: Device) -> dict[str, Any]:
     }
 
 
+def _keyword_for_agent(keyword: Keyword) -> dict[str, Any]:
+    """A keyword as the agent's engine reads it (safeguard_agent.keywords.library.config_specs)."""
+    return {
+        "id": keyword.pk,
+        "text": keyword.text,
+        "match_kind": keyword.match_kind,
+        "severity": keyword.severity,
+        "join_spaced": keyword.join_spaced_letters,
+        "requires_nearby": list(keyword.requires_nearby or []),
+        "window": keyword.nearby_window,
+    }
+
+
 def agent_config_for_device(*, device: Device) -> dict[str, Any]:
     """What `GET /api/v1/agent/config` returns: policies, settings, and a version that hashes both.
 
@@ -98,10 +114,8 @@ def agent_config_for_device(*, device: Device) -> dict[str, Any]:
             "name": policy.name,
             "category": policy.category,
             "illegal_content": policy.is_illegal_content,
-            "keywords": [
-                {"id": keyword.pk, "text": keyword.text, "match_kind": keyword.match_kind, "severity": keyword.severity}
-                for keyword in policy.enabled_keywords
-            ],
+            "keywords": [_keyword_for_agent(keyword) for keyword in policy.enabled_keywords],
+            "allow_phrases": [phrase.text for phrase in policy.allow_list],
         }
         for policy in policy_list_for_device(device=device)
     ]

@@ -42,6 +42,10 @@ def use(device: Device, person) -> Device:
     return device
 
 
+# A keyword with no spaced-letter matching and no nearby-word rule, as the agent receives it.
+PLAIN = {"join_spaced": False, "requires_nearby": [], "window": 5}
+
+
 def group_only_policy(name: str, *, group, mode=APPLY):
     policy = KeywordPolicyFactory(name=name, applies_to_everyone=False)
     GroupPolicySettingFactory(group=group, policy=policy, mode=mode)
@@ -69,9 +73,10 @@ def test_the_config_lists_policies_keywords_and_settings(device_client, settings
             "category": "self_harm",
             "illegal_content": False,
             "keywords": [
-                {"id": cut.pk, "text": "cut myself", "match_kind": "phrase", "severity": "severe"},
-                {"id": kms.pk, "text": "kms", "match_kind": "abbreviation", "severity": "high"},
+                {"id": cut.pk, "text": "cut myself", "match_kind": "phrase", "severity": "severe", **PLAIN},
+                {"id": kms.pk, "text": "kms", "match_kind": "abbreviation", "severity": "high", **PLAIN},
             ],
+            "allow_phrases": [],
         }
     ]
     assert body["settings"] == {
@@ -302,3 +307,42 @@ def test_unauthenticated_config_is_refused():
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Device"
     assert b"secret list" not in response.content
+
+
+def test_config_carries_what_the_agent_engine_needs(device_client):
+    from safeguard.policies.models import AllowPhrase
+    from tests.factories import KeywordFactory
+
+    keyword = KeywordFactory(text="kill", join_spaced_letters=True, requires_nearby=["myself"], nearby_window=3)
+    AllowPhrase.objects.create(policy=keyword.policy, text="kill time")
+
+    config = device_client.get("/api/v1/agent/config").json()
+
+    policy = next(p for p in config["policies"] if p["id"] == str(keyword.policy.uuid))
+    assert policy["allow_phrases"] == ["kill time"]
+    assert policy["keywords"] == [
+        {
+            "id": keyword.pk,
+            "text": "kill",
+            "match_kind": "word",
+            "severity": keyword.severity,
+            "join_spaced": True,
+            "requires_nearby": ["myself"],
+            "window": 3,
+        }
+    ]
+
+
+def test_the_agent_engine_built_from_config_honours_allow_phrases(device_client):
+    from safeguard.policies.models import AllowPhrase
+    from safeguard_agent.keywords.engine import KeywordEngine
+    from safeguard_agent.keywords.library import config_specs
+    from tests.factories import KeywordFactory
+
+    keyword = KeywordFactory(text="kill")
+    AllowPhrase.objects.create(policy=keyword.policy, text="kill time")
+    keywords, allows = config_specs(device_client.get("/api/v1/agent/config").json())
+    engine = KeywordEngine.build(keywords, allows)
+
+    assert [m.keyword for m in engine.scan("i want to kill him")] == ["kill"]
+    assert engine.scan("we had to kill time before the bus") == []
