@@ -2,6 +2,7 @@
 
 POST /api/v1/agent/captures                     multipart: metadata (JSON string) + screenshot
 POST /api/v1/agent/captures/<uuid>/recording    multipart: recording (MP4) + started_at?, duration_seconds?
+POST /api/v1/agent/recordings                   multipart: recording (MP4) + command_id, started_at?, duration_seconds?
 """
 
 import json
@@ -24,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from safeguard.captures.models import CaptureStatus
-from safeguard.captures.services import capture_ingest, recording_attach
+from safeguard.captures.services import capture_ingest, recording_attach, recording_store_on_demand
 from safeguard.core.authentication import DeviceAPIMixin
 from safeguard.core.fields import AgentTimestampField, OSUsernameField
 from safeguard.core.schema import DEVICE_ERROR_RESPONSES, error_response
@@ -230,7 +231,65 @@ class RecordingUploadView(DeviceAPIMixin, APIView):
         )
 
 
+class OnDemandRecordingUploadSerializer(RecordingUploadSerializer):
+    """A recording staff asked for with a `record_screen` command, as multipart/form-data."""
+
+    command_id = serializers.UUIDField(
+        help_text="The `id` of the `record_screen` command (from a heartbeat answer) this recording fulfils."
+    )
+    started_at = AgentTimestampField(
+        required=False,
+        help_text="When the recording started: ISO-8601 with a time zone. Defaults to when the command was delivered.",
+    )
+
+
+class OnDemandRecordingReceiptSerializer(serializers.Serializer):
+    """The answer to an on-demand recording upload."""
+
+    id = serializers.UUIDField(help_text="The recording's UUID: the same as the command's.")
+    command_id = serializers.UUIDField(help_text="The command it fulfils.")
+
+
+class OnDemandRecordingUploadView(DeviceAPIMixin, APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        operation_id="agent_recordings_create",
+        summary="Upload a screen recording staff asked for (record_screen command)",
+        description="Stores the recording a device made for a `record_screen` command, owned by the staff "
+        "member who asked (private to them if the command said so). 201 when stored; 200 and nothing new "
+        "when this command already has its recording (a resend). A command that is not a record-screen "
+        "command sent to this device answers 404 naming `command_id`.",
+        request=OnDemandRecordingUploadSerializer,
+        responses={
+            201: OpenApiResponse(OnDemandRecordingReceiptSerializer, description="The recording was stored."),
+            200: OpenApiResponse(OnDemandRecordingReceiptSerializer, description="Already stored: a resend."),
+            **DEVICE_ERROR_RESPONSES,
+            404: error_response("No record-screen command with this id was sent to this device (field `command_id`)."),
+        },
+        tags=["agent"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = OnDemandRecordingUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data["recording"]
+        validate_mp4_upload(upload, field="recording", max_bytes=settings.SAFEGUARD_RECORDING_MAX_BYTES)
+        recording, created = recording_store_on_demand(
+            device=self.device(request),
+            command_uuid=data["command_id"],
+            upload=upload,
+            started_at=data.get("started_at"),
+            duration_seconds=data.get("duration_seconds"),
+        )
+        return Response(
+            {"id": str(recording.uuid), "command_id": str(data["command_id"])},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
 urlpatterns = [
     path("captures", CaptureUploadView.as_view(), name="agent-captures"),
     path("captures/<uuid:capture_uuid>/recording", RecordingUploadView.as_view(), name="agent-capture-recording"),
+    path("recordings", OnDemandRecordingUploadView.as_view(), name="agent-recordings"),
 ]

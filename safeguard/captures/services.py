@@ -343,3 +343,67 @@ def capture_move_person_to_group(*, capture: Capture, group, actor) -> bool:
             after={"group": str(group.uuid), "group_name": group.name, "moved": moved},
         )
     return moved
+
+
+def recording_store_on_demand(
+    *,
+    device: Device,
+    command_uuid: uuid.UUID,
+    upload: File,
+    started_at: datetime | None = None,
+    duration_seconds: float | None = None,
+) -> tuple[Recording, bool]:
+    """Store the recording a device made for a staff member's `record_screen` command; (recording, created).
+
+    The command must be a record-screen command sent to this device (else 404 naming
+    `command_id`, whether it is unknown or another device's). The recording takes the command's
+    UUID as its own, so a resend (the agent retries until it hears 2xx) finds it and stores
+    nothing: at most one recording per command. Its owner is the staff member who asked; it is
+    private to them when the command's params say `"private": true`, else visible to staff who
+    may see the device's recordings. The person is the device's current user.
+    """
+    from safeguard.groups.models import CommandType, DeviceCommand
+
+    command = (
+        DeviceCommand.objects.filter(uuid=command_uuid, device=device, type=CommandType.RECORD_SCREEN)
+        .only("pk", "uuid", "params", "requested_by_id", "delivered_at")
+        .first()
+    )
+    if command is None:
+        raise ApiError(
+            "No record-screen command with this id was sent to this device.",
+            fields={"command_id": ["unknown command"]},
+            status_code=404,
+        )
+    existing = Recording.objects.filter(uuid=command.uuid).first()
+    if existing is not None:
+        return existing, False
+    person_id = Device.objects.filter(pk=device.pk).values_list("current_person_id", flat=True).first()
+    private = bool((command.params or {}).get("private"))
+    recording = Recording(
+        uuid=command.uuid,
+        capture=None,
+        device=device,
+        person_id=person_id,
+        started_at=started_at or command.delivered_at or timezone.now(),
+        duration_seconds=duration_seconds,
+        size_bytes=upload.size or 0,
+        visibility=Recording.Visibility.PRIVATE if private else Recording.Visibility.PUBLIC,
+        owner_id=command.requested_by_id,
+    )
+    storage = Recording._meta.get_field("file").storage
+    try:
+        with transaction.atomic(durable=True):
+            recording.file.save("recording.mp4", upload, save=False)
+            recording.save(force_insert=True)
+            device_touch(device=device)
+    except IntegrityError:
+        _delete_quietly(storage, recording.file.name)
+        existing = Recording.objects.filter(uuid=command.uuid).first()
+        if existing is None:
+            raise
+        return existing, False
+    except BaseException:
+        _delete_quietly(storage, recording.file.name)
+        raise
+    return recording, True

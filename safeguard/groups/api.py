@@ -19,10 +19,19 @@ from safeguard.core.schema import (
     UNSUPPORTED_MEDIA_TYPE,
     WWW_AUTHENTICATE_HEADER,
     AgentRequestSerializer,
+    error_response,
 )
 from safeguard.core.uploads import validate_image_upload
 from safeguard.groups.models import CommandType
-from safeguard.groups.services import UNCHANGED, device_enrol, device_heartbeat, device_thumbnail_replace
+from safeguard.groups.selectors import device_user_group_names
+from safeguard.groups.services import (
+    PAUSE_MAX_MINUTES,
+    UNCHANGED,
+    device_enrol,
+    device_heartbeat,
+    device_pause_with_pin,
+    device_thumbnail_replace,
+)
 
 HEARTBEAT_EVENTS = [
     ("started", "The agent started monitoring"),
@@ -160,6 +169,12 @@ class HeartbeatResponseSerializer(serializers.Serializer):
         "answer, so the agent must act on it (or keep it) when it receives it.",
     )
     server_time = serializers.DateTimeField(help_text="The server's clock, to let the agent spot clock skew.")
+    groups = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Names of the user groups the device's current user is in (direct memberships, sorted), "
+        "for the agent's read-only 'Personal Groups' menu. Watch groups and staff members' personal "
+        "groups are never listed.",
+    )
 
 
 class HeartbeatView(DeviceAPIMixin, APIView):
@@ -189,7 +204,8 @@ class HeartbeatView(DeviceAPIMixin, APIView):
             monitoring_paused_until=data.get("monitoring_paused_until", UNCHANGED),
             event=data.get("event") or None,
         )
-        body = HeartbeatResponseSerializer({"commands": commands, "server_time": timezone.now()}).data
+        groups = device_user_group_names(device=self.device(request))
+        body = HeartbeatResponseSerializer({"commands": commands, "server_time": timezone.now(), "groups": groups}).data
         return Response(body)
 
 
@@ -230,8 +246,66 @@ class ThumbnailView(DeviceAPIMixin, APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+# -- pause with the staff PIN ------------------------------------------------------------------
+
+
+class PauseSerializer(AgentRequestSerializer):
+    pin = serializers.CharField(
+        max_length=128,
+        trim_whitespace=False,
+        help_text="The staff PIN as typed on the device; checked against the PIN set in the agent settings.",
+    )
+    minutes = serializers.IntegerField(
+        min_value=1, max_value=PAUSE_MAX_MINUTES, help_text=f"How long to pause monitoring: 1 to {PAUSE_MAX_MINUTES}."
+    )
+    user = OSUsernameField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="The account logged on at the device, for the audit log (e.g. SCHOOL\\jsmith).",
+    )
+
+
+class PauseResponseSerializer(serializers.Serializer):
+    monitoring_paused_until = serializers.DateTimeField(
+        help_text="When the pause ends; the agent resumes monitoring then and says so in a heartbeat."
+    )
+
+
+class PauseView(DeviceAPIMixin, APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="agent_pause",
+        tags=["agent"],
+        summary="Pause monitoring with the staff PIN",
+        description="The agent's 'Disable Monitoring' menu: a member of staff types the PIN set in the "
+        "agent settings. A right PIN pauses the device's monitoring for `minutes` (stored as its "
+        "`monitoring_paused_until`, written to the audit log); a wrong one is refused with 403 and also "
+        "audited. After 5 wrong PINs on one device within 15 minutes, tries are refused with 429 and a "
+        "Retry-After header until the window passes. 403 also when no PIN is set on the server.",
+        request=PauseSerializer,
+        responses={
+            200: OpenApiResponse(PauseResponseSerializer, description="Paused."),
+            **DEVICE_ERROR_RESPONSES,
+            403: error_response("Wrong PIN (field `pin`), or no staff PIN is set on the server."),
+            429: error_response("Too many wrong PINs on this device recently; see Retry-After."),
+        },
+        parameters=[WWW_AUTHENTICATE_HEADER],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PauseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        until = device_pause_with_pin(
+            device=self.device(request), pin=data["pin"], minutes=data["minutes"], username=data.get("user") or None
+        )
+        return Response(PauseResponseSerializer({"monitoring_paused_until": until}).data)
+
+
 urlpatterns = [
     path("enrol", EnrolView.as_view(), name="agent-enrol"),
     path("heartbeat", HeartbeatView.as_view(), name="agent-heartbeat"),
     path("thumbnail", ThumbnailView.as_view(), name="agent-thumbnail"),
+    path("pause", PauseView.as_view(), name="agent-pause"),
 ]

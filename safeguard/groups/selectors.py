@@ -44,3 +44,23 @@ def device_group_ids_direct(*, device: Device) -> tuple[set[int], set[int]]:
     for group_id, member_device_id in Membership.objects.filter(condition).values_list("group_id", "device_id"):
         (device_groups if member_device_id is not None else person_groups).add(group_id)
     return device_groups, person_groups
+
+
+def device_user_group_names(*, device: Device) -> list[str]:
+    """Names of the user groups the device's current person is in, for the agent's "Personal Groups" menu.
+
+    Direct memberships only, sorted by name. Watch groups ("additional scrutiny") and staff
+    members' personal groups are left out: the pupil at the keyboard sees this list, and neither
+    is theirs to know about.
+    """
+    return list(
+        MonitoringGroup.objects.filter(
+            kind="user",
+            is_watch_group=False,
+            owner__isnull=True,
+            memberships__person__current_devices=device,
+        )
+        .order_by("name", "pk")
+        .values_list("name", flat=True)
+        .distinct()
+    )

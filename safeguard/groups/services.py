@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
@@ -407,3 +407,86 @@ def device_command_request(*, device: Device, type: str, params: dict, requested
             after={"command": str(command.uuid), "type": type, "params": params},
         )
     return command
+
+
+# -- pausing monitoring with the staff PIN ------------------------------------------------------
+
+PAUSE_MAX_MINUTES = 24 * 60
+PAUSE_PIN_MAX_FAILURES = 5
+PAUSE_PIN_WINDOW = timedelta(minutes=15)
+
+
+def device_pause_with_pin(*, device: Device, pin: str, minutes: int, username: str | None = None) -> datetime:
+    """Check the staff PIN typed on a device and, if right, pause its monitoring for `minutes`.
+
+    Returns when the pause ends. The PIN is checked against AgentSettings.disable_pin_hash (made
+    with make_password). Every outcome is an audit row: `device.paused` on success, and
+    `device.pause_pin_refused` on a wrong PIN — those rows double as the throttle: after
+    PAUSE_PIN_MAX_FAILURES wrong PINs on one device within PAUSE_PIN_WINDOW, further tries are
+    answered 429 (with Retry-After) without checking the PIN, so a pupil cannot guess a 4-digit
+    PIN by trying them all. The device row is locked while checking, so parallel guesses are
+    counted one after the other.
+
+    Raises ApiError 403 when no PIN is set or the PIN is wrong, Throttled (429) when throttled.
+    """
+    from django.contrib.auth.hashers import check_password
+    from rest_framework.exceptions import Throttled
+
+    from safeguard.logs.models import AuditEntry
+    from safeguard.logs.services import audit_record
+    from safeguard.policies.models import AgentSettings
+
+    now = timezone.now()
+    refused = False
+    with transaction.atomic():
+        Device.objects.select_for_update().filter(pk=device.pk).first()
+        failures = list(
+            AuditEntry.objects.filter(
+                target_type="device",
+                target_id=str(device.uuid),
+                action="device.pause_pin_refused",
+                created_at__gte=now - PAUSE_PIN_WINDOW,
+            )
+            .order_by("created_at")
+            .values_list("created_at", flat=True)[:PAUSE_PIN_MAX_FAILURES]
+        )
+        if len(failures) >= PAUSE_PIN_MAX_FAILURES:
+            wait = (failures[0] + PAUSE_PIN_WINDOW - now).total_seconds()
+            raise Throttled(wait=max(1, int(wait) + 1), detail="Too many wrong PINs on this computer; try again later.")
+        pin_hash = AgentSettings.load().disable_pin_hash
+        if not pin_hash:
+            raise ApiError(
+                "No staff PIN is set on the server, so monitoring cannot be paused.",
+                fields={"pin": ["no staff PIN is set"]},
+                status_code=403,
+            )
+        user_note = f" ({username} logged on)" if username else ""
+        if not check_password(pin, pin_hash):
+            refused = True
+            audit_record(
+                actor_name=device.hostname,
+                action="device.pause_pin_refused",
+                target=device,
+                summary=f"A wrong staff PIN was typed on {device.hostname}{user_note}",
+                after={"user": username or None, "minutes": minutes},
+            )
+        else:
+            until = now + timedelta(minutes=minutes)
+            Device.objects.filter(pk=device.pk).update(monitoring_paused_until=until, last_seen_at=now)
+            audit_record(
+                actor_name=device.hostname,
+                action="device.paused",
+                target=device,
+                summary=f"Monitoring on {device.hostname} paused with the staff PIN until {until.isoformat()}{user_note}",
+                after={
+                    "event": "paused",
+                    "via": "staff PIN",
+                    "user": username or None,
+                    "minutes": minutes,
+                    "monitoring_paused_until": until.isoformat(),
+                },
+            )
+    if refused:  # raised after the commit, so the refusal's audit row (the throttle's count) is kept
+        raise ApiError("Wrong PIN.", fields={"pin": ["incorrect"]}, status_code=403)
+    device.monitoring_paused_until = until
+    return until
