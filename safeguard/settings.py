@@ -6,6 +6,7 @@ DATABASE_URL, REDIS_URL, EMAIL_URL, SECRET_KEY and ALLOWED_HOSTS (see .env.examp
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served locally: no CDN
     "django_htmx",
+    "axes",  # login throttling
     "safeguard.core",
     "safeguard.groups",
     "safeguard.policies",
@@ -67,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the "locked out" page
 ]
 
 ROOT_URLCONF = "safeguard.urls"
@@ -103,6 +106,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username, or from
+# one address, further attempts are refused for AXES_COOLOFF_TIME (the admin login too). A
+# success resets the count. Axes' backend must come first: it refuses before the password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("SAFEGUARD_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("SAFEGUARD_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one alone triggers the lockout
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "safeguard.core.security.login_lockout_response"
+AXES_CLIENT_IP_CALLABLE = "safeguard.core.security.login_client_ip"
+AXES_VERBOSE = False
+# How many reverse proxies stand in front of Django (1: the bundled nginx; 2: an HTTPS proxy in
+# front of it); the login throttle reads the client's address from X-Forwarded-For accordingly.
+SAFEGUARD_TRUSTED_PROXIES = env.int("SAFEGUARD_TRUSTED_PROXIES", default=0)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/console/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -183,6 +203,7 @@ SAFEGUARD_MAX_FUTURE_SKEW_SECONDS = env.int("SAFEGUARD_MAX_FUTURE_SKEW_SECONDS",
 SAFEGUARD_BODY_LIMITS = {
     "/api/v1/agent/events": 8 * 1024 * 1024,
     "/api/v1/agent/captures": 64 * 1024 * 1024,  # recordings go under captures/<id>/recording
+    "/api/v1/agent/recordings": 64 * 1024 * 1024,  # recordings staff asked for (record_screen)
     "/api/v1/agent/thumbnail": 2 * 1024 * 1024,
     "/api/v1/agent/": 1024 * 1024,
 }
