@@ -41,6 +41,12 @@ class WindowEventDataSerializer(StrictDataSerializer):
         max_length=1024, allow_blank=True, help_text="The window's title bar text (may be empty)."
     )
     application = serializers.CharField(max_length=255, help_text="The program owning the window, e.g. chrome.exe.")
+    duration_seconds = serializers.IntegerField(
+        min_value=0,
+        max_value=31 * 24 * 3600,
+        required=False,
+        help_text="How long the window kept the focus with this title (the agent sends one event per stretch).",
+    )
 
 
 class WebsiteEventDataSerializer(StrictDataSerializer):
@@ -138,7 +144,7 @@ class EventSerializer(serializers.Serializer):
     )
     data = EventDataField(
         required=False,
-        help_text="The type's fields: window {title, application}; website {url, title?, browser?}; "
+        help_text="The type's fields: window {title, application, duration_seconds?}; website {url, title?, browser?}; "
         "application {name, path?, action}; print {document, printer, pages?}; file_deleted {path}; "
         "logon/logoff {session?}. Unknown keys are refused.",
     )

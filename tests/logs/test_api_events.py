@@ -101,6 +101,27 @@ def test_optional_data_fields_may_be_left_out(device_client):
 
 
 @pytest.mark.django_db
+def test_a_window_event_may_say_how_long_the_window_had_the_focus(device_client):
+    sent = event("window", data={"title": "Homework.docx - Word", "application": "winword.exe", "duration_seconds": 95})
+
+    response = post(device_client, [sent])
+
+    assert response.status_code == 200, response.content
+    assert ActivityEvent.objects.get(uuid=sent["id"]).data["duration_seconds"] == 95
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("duration", [-1, 31 * 24 * 3600 + 1, "long"])
+def test_a_window_duration_that_is_not_a_sensible_number_of_seconds_is_refused(device_client, duration):
+    data = {"title": "x", "application": "a.exe", "duration_seconds": duration}
+
+    response = post(device_client, [event("window", data=data)])
+
+    assert_refused(response, "events.0.data.duration_seconds")
+    assert ActivityEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_a_resent_batch_of_500_is_stored_once_and_reported_as_duplicates(device_client):
     events = [event() for _ in range(500)]
 
