@@ -163,6 +163,12 @@ class ScreenRecorder:
         with self._lock:
             return len(self._ring)
 
+    @property
+    def active_recordings(self) -> int:
+        """How many `record()` calls are collecting live frames now."""
+        with self._lock:
+            return len(self._subscribers)
+
     # -- the grabbing thread ---------------------------------------------------------------------------
     def _run(self) -> None:
         tick = 0
