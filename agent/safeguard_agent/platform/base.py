@@ -73,7 +73,7 @@ class PlatformProbe(Protocol):
         """Pids owning a visible top-level window on the user's desktop: what counts as an "application"."""
 
     def print_jobs(self) -> list[PrintJob]:
-        """Jobs the print spooler currently reports (recent finished ones too where it keeps them)."""
+        """This user's jobs the print spooler reports (recent finished ones too where it keeps them)."""
 
     def user_name(self) -> str:
         """The logged-on user as the OS names them: `DOMAIN\\name` on a domain-joined Windows PC."""
