@@ -203,16 +203,13 @@ def capture_count_for_staff(*, user, filters: LogFilters) -> int:
 
 
 def capture_recordings_visible(*, user, capture_ids: list[int]) -> dict[int, Recording]:
-    """The recordings of these captures that `user` may watch, by capture id: one query.
+    """The recordings of these captures that `user` may watch (access.visible_recordings), by capture id.
 
-    A recording needs the view-recordings right over its person or device; a private one is
-    its owner's alone.
+    One query for a whole page of captures.
     """
     if not capture_ids:
         return {}
-    recordings = access.scope_by_person_or_device(
-        Recording.objects.filter(capture_id__in=capture_ids), user, "view_recordings"
-    ).filter(Q(visibility=Recording.Visibility.PUBLIC) | Q(owner_id=user.pk))
+    recordings = access.visible_recordings(user).filter(capture_id__in=capture_ids)
     return {recording.capture_id: recording for recording in recordings.only("pk", "uuid", "capture_id")}
 
 

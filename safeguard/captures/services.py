@@ -222,7 +222,7 @@ def _capture_locked_for_manager(*, capture: Capture, actor) -> Capture:
     from safeguard.core import access
 
     scoped = access.scope_by_person_or_device(Capture.objects.filter(pk=capture.pk), actor, "manage_captures")
-    locked = scoped.select_for_update().select_related("person", "assignee").first()
+    locked = scoped.select_for_update(of=("self",)).select_related("person", "assignee").first()
     if locked is None:
         raise PermissionDenied("You cannot manage this capture.")
     return locked

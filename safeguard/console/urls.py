@@ -2,12 +2,22 @@
 
 from django.urls import path
 
-from safeguard.console import views
+from safeguard.console import views, views_captures, views_logs
 
 app_name = "console"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("captures/", views_captures.capture_list, name="captures"),
+    path("captures/<uuid:capture_uuid>/", views_captures.capture_detail, name="capture"),
+    path("captures/<uuid:capture_uuid>/screenshot", views_captures.capture_screenshot, name="capture_screenshot"),
+    path("captures/<uuid:capture_uuid>/preview", views_captures.capture_preview, name="capture_preview"),
+    path("captures/<uuid:capture_uuid>/pdf", views_captures.capture_pdf, name="capture_pdf"),
+    path("captures/<uuid:capture_uuid>/status", views_captures.capture_status, name="capture_status"),
+    path("captures/<uuid:capture_uuid>/assign", views_captures.capture_assignee, name="capture_assign"),
+    path("captures/<uuid:capture_uuid>/notes", views_captures.capture_note, name="capture_note"),
+    path("captures/<uuid:capture_uuid>/move", views_captures.capture_move, name="capture_move"),
+    path("logs/", views_logs.log_viewer, name="logs"),
     path("thumbnails/", views.thumbnails, name="thumbnails"),
     path("thumbnails/grid", views.thumbnails_grid, name="thumbnails_grid"),
     path("devices/<uuid:device_uuid>/", views.device_detail, name="device"),
