@@ -90,7 +90,7 @@ class PolicySync:
         """The keyword engine of the config in force (an empty engine before any config loads)."""
         engine = self._engine
         if engine is None:
-            engine = KeywordEngine.build([])
+            engine = self._engine = KeywordEngine.build([])
         return engine
 
     def engine_provider(self) -> KeywordEngine:
@@ -106,6 +106,10 @@ class PolicySync:
 
     def setting(self, name: str) -> Any:
         return self.settings[name]
+
+    def policy_ids(self) -> dict[str, str]:
+        """Policy name -> UUID of the config in force (for the detector's DetectedMatch.policy_id)."""
+        return self._policy_ids
 
     def policy_id_for(self, policy_name: str) -> str | None:
         """The UUID of a policy named in a match (None for the shipped library's policies)."""
