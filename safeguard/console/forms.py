@@ -175,5 +175,5 @@ class MoveForm(forms.Form):
     def __init__(self, *args, groups, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["group"] = forms.ModelChoiceField(
-            queryset=groups, to_field_name="uuid", empty_label=None, label="Move the person to"
+            queryset=groups, to_field_name="uuid", empty_label="Choose a group…", label="Move the person to"
         )

@@ -168,22 +168,24 @@ def log_viewer(request: HttpRequest) -> HttpResponse:
         tab = "captures"
     context = frame_context(request, area="logs", tab=tab, notes=notes)
     frame = context["frame"]
-    form = LogFilterForm(request.GET, user=request.user, with_event_type=tab == "timeline")
+    around = _around(request, notes) if tab == "timeline" else None
+    data = request.GET
+    if around is not None and not data.get("order"):
+        # The context of a capture reads in time order, like a story.
+        data = data.copy()
+        data["order"] = "asc"
+    form = LogFilterForm(data, user=request.user, with_event_type=tab == "timeline")
     notes += form.ignored_messages()
     filters = form.to_filters(group_ids=frame.selected_ids)
-    order = form.cleaned_data.get("order") or ""
-
-    around = _around(request, notes) if tab == "timeline" else None
     if around is not None:
-        # The context of a capture: its person, 30 minutes either side, read in time order.
+        # The context of a capture: its person, 30 minutes either side.
         filters = dataclasses.replace(
             filters,
             start=around.occurred_at - CONTEXT_WINDOW,
             end=around.occurred_at + CONTEXT_WINDOW,
             person=filters.person or around.person,
         )
-        order = order or "asc"
-    descending = (order or "desc") == "desc"
+    descending = (form.cleaned_data.get("order") or "desc") == "desc"
 
     if request.GET.get("format") == "csv":
         return _export(request, tab=tab, filters=filters, descending=descending)

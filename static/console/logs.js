@@ -5,7 +5,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     var focus = document.querySelector(".timeline .is-focus");
     if (focus && typeof focus.scrollIntoView === "function") {
-      focus.scrollIntoView({ block: "center" });
+      focus.scrollIntoView({ block: "nearest" });
     }
   });
 })();

@@ -81,7 +81,7 @@ def test_the_list_shows_what_a_row_needs(cast, capture9):
     for text in ("Nine Pupil", "Y9-PC01", capture9.keyword_text, capture9.policy.name, "High", "New", "lead"):
         assert text in page
     # Severity and status are text (with an icon), never colour alone.
-    assert re.search(r'class="badge sev-high">.*?High</span>', page, re.S)
+    assert re.search(r'class="badge sev-high"><span aria-hidden="true">&#9650;</span> High</span>', page)
     assert f'src="/console/captures/{capture9.uuid}/preview"' in page
     assert "1 capture matches." in page
 
