@@ -5,11 +5,15 @@ this staff member may see, render it inside the frame (safeguard.console.context
 service for a change. Anything outside the staff member's groups answers 404.
 """
 
+from functools import wraps
+from urllib.parse import urlencode, urlsplit
+
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -26,6 +30,26 @@ from safeguard.groups.models import CommandType
 from safeguard.groups.services import device_command_request
 from safeguard.policies.models import AgentSettings
 
+
+def console_login_required(view):
+    """`login_required` that also works for htmx polling: when the session has expired, a partial
+    must not swap the login page into the console, so htmx is told to load the login page instead."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        if getattr(request, "htmx", False):
+            current = urlsplit(request.htmx.current_url or "")
+            back = current.path + (f"?{current.query}" if current.query else "") if current.path else "/console/"
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back})}"
+            return response
+        return redirect_to_login(request.get_full_path())
+
+    return wrapper
+
+
 PEOPLE_PER_PAGE = 100
 RECORDINGS_PER_PAGE = 50
 CONFIDE_PER_PAGE = 50
@@ -35,7 +59,7 @@ THUMBNAIL_REFRESH_SECONDS = 5
 # --- Monitor: users -----------------------------------------------------------------------------
 
 
-@login_required
+@console_login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """The users view: people in the selected group, red when they have unreviewed captures."""
@@ -67,21 +91,21 @@ def _thumbnail_context(request: HttpRequest) -> dict:
     return {**context, "tiles": tiles, "refresh_seconds": THUMBNAIL_REFRESH_SECONDS}
 
 
-@login_required
+@console_login_required
 @require_GET
 def thumbnails(request: HttpRequest) -> HttpResponse:
     """A grid of the visible devices' screens; the grid reloads itself (htmx) every few seconds."""
     return render(request, "console/thumbnails.html", _thumbnail_context(request))
 
 
-@login_required
+@console_login_required
 @require_GET
 def thumbnails_grid(request: HttpRequest) -> HttpResponse:
     """The grid alone, for the thumbnails view's polling."""
     return render(request, "console/partials/thumbnail_grid.html", _thumbnail_context(request))
 
 
-@login_required
+@console_login_required
 @require_GET
 def device_thumbnail(request: HttpRequest, device_uuid) -> HttpResponse:
     """A device's latest live thumbnail, to staff who may see the device. Not audited: it is polled."""
@@ -92,7 +116,7 @@ def device_thumbnail(request: HttpRequest, device_uuid) -> HttpResponse:
 # --- Computer view ------------------------------------------------------------------------------
 
 
-@login_required
+@console_login_required
 @require_GET
 def device_detail(request: HttpRequest, device_uuid) -> HttpResponse:
     """One computer: who is on it, what it is doing, its recent activity and captures."""
@@ -116,7 +140,7 @@ def device_detail(request: HttpRequest, device_uuid) -> HttpResponse:
     )
 
 
-@login_required
+@console_login_required
 @require_POST
 def device_record(request: HttpRequest, device_uuid) -> HttpResponse:
     """Ask the device to record its screen (delivered with its next heartbeat)."""
@@ -134,7 +158,7 @@ def device_record(request: HttpRequest, device_uuid) -> HttpResponse:
 # --- Recordings ---------------------------------------------------------------------------------
 
 
-@login_required
+@console_login_required
 @require_GET
 def recordings(request: HttpRequest) -> HttpResponse:
     """Recordings this staff member may watch: public ones in their groups, and their own private ones."""
@@ -145,7 +169,7 @@ def recordings(request: HttpRequest) -> HttpResponse:
     return render(request, "console/recordings.html", {**context, "page": page})
 
 
-@login_required
+@console_login_required
 @require_GET
 def recording_detail(request: HttpRequest, recording_uuid) -> HttpResponse:
     """The watch page: an HTML5 player over the access-checked video stream."""
@@ -157,7 +181,7 @@ def recording_detail(request: HttpRequest, recording_uuid) -> HttpResponse:
     )
 
 
-@login_required
+@console_login_required
 @require_GET
 def recording_video(request: HttpRequest, recording_uuid) -> HttpResponse:
     """The recording's bytes, with HTTP Range support so the player can seek.
@@ -188,7 +212,7 @@ def _confide_context(request: HttpRequest) -> dict:
     return console_context(request, area="confide", group_url="/console/")
 
 
-@login_required
+@console_login_required
 @require_GET
 def confide_list(request: HttpRequest) -> HttpResponse:
     context = _confide_context(request)
@@ -204,7 +228,7 @@ def confide_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@console_login_required
 @require_GET
 def confide_detail(request: HttpRequest, report_uuid) -> HttpResponse:
     context = _confide_context(request)
@@ -223,7 +247,7 @@ def confide_detail(request: HttpRequest, report_uuid) -> HttpResponse:
     )
 
 
-@login_required
+@console_login_required
 @require_POST
 def confide_update(request: HttpRequest, report_uuid) -> HttpResponse:
     """Change the status and/or handler of a report (each change audited)."""
@@ -248,7 +272,7 @@ def confide_update(request: HttpRequest, report_uuid) -> HttpResponse:
     return redirect("console:confide_detail", report_uuid=report.uuid)
 
 
-@login_required
+@console_login_required
 @require_POST
 def confide_note_add(request: HttpRequest, report_uuid) -> HttpResponse:
     _confide_context(request)
@@ -274,14 +298,14 @@ def _render_assistance(request: HttpRequest) -> HttpResponse:
     return render(request, "console/partials/assistance_notifications.html", {"requests": shown, "more": more})
 
 
-@login_required
+@console_login_required
 @require_GET
 def assistance_notifications(request: HttpRequest) -> HttpResponse:
     """The open assistance requests of people this staff member sees (polled by every console page)."""
     return _render_assistance(request)
 
 
-@login_required
+@console_login_required
 @require_POST
 def assistance_acknowledge(request: HttpRequest, request_uuid) -> HttpResponse:
     assistance = access.get_or_404(

@@ -141,3 +141,16 @@ def test_an_it_admin_sees_lockouts_in_the_admin_and_can_lift_one(settings):
     admin.post(reverse("admin:axes_accessattempt_delete", args=[attempt.pk]), {"post": "yes"})
 
     assert post_login(Client(REMOTE_ADDR="198.51.100.7"), "teacher", PASSWORD).status_code == 302
+
+
+def test_an_expired_session_sends_htmx_polling_to_the_login_page_instead_of_swapping_it_in(client):
+    response = client.get(
+        "/console/thumbnails/grid",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/console/thumbnails/?group=x"},
+    )
+
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2Fconsole%2Fthumbnails%2F%3Fgroup%3Dx"
+    assert client.get("/console/assistance/", headers={"HX-Request": "true"})["HX-Redirect"].startswith(
+        "/accounts/login/?next="
+    )
