@@ -455,6 +455,7 @@ class Sender:
         on_contact: Callable[[], None] | None = None,
         on_unauthorized: Callable[[], bool] | None = None,
         idle_wait: float = 30.0,
+        token_check_seconds: float = 2.0,
     ) -> None:
         self.outbox = outbox
         self.client = client
@@ -466,6 +467,7 @@ class Sender:
         self.on_contact = on_contact
         self.on_unauthorized = on_unauthorized
         self.idle_wait = idle_wait
+        self.token_check_seconds = token_check_seconds
         self.failures = 0  # consecutive network errors / 5xx: the exponent of the back-off
         self.unauthorized = False
         self.sent = 0
@@ -611,5 +613,18 @@ class Sender:
                 due = self.outbox.next_due_at()
                 wait = self.idle_wait if due is None else min(self.idle_wait, max(0.05, due - self.outbox.clock()))
                 self.outbox.wait_for_work(wait, since=generation)
+            elif delay > 0 and self.unauthorized and self.on_unauthorized is not None:
+                self._wait_for_new_token(stop, delay)
             elif delay > 0:
                 stop.wait(delay)
+
+    def _wait_for_new_token(self, stop: threading.Event, delay: float) -> None:
+        """While revoked: ask the server again only after `delay`, but look for a new token on disk
+        (written by `safeguard-agent enrol`) every few seconds, so re-enrolling takes effect at once."""
+        deadline = self.outbox.clock() + delay
+        while not stop.is_set() and self.outbox.clock() < deadline:
+            stop.wait(min(self.token_check_seconds, max(0.0, deadline - self.outbox.clock())))
+            if self.on_unauthorized is not None and self.on_unauthorized():
+                log.info("A new device token was found; sending again.")
+                self.unauthorized = False
+                return

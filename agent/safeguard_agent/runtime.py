@@ -126,6 +126,7 @@ class Agent:
         self._depth_at_stop = 0
         self._captures: queue.Queue[Any] = queue.Queue()
         self._status_lock = threading.Lock()
+        self._status_write_lock = threading.Lock()
         self._status_dirty = False
         self._pending_event: str | None = None  # a state change not yet told to the server
         self._started = False
@@ -538,7 +539,8 @@ class Agent:
 
     def pause_until(self, until: datetime) -> None:
         self.paused_until = until
-        self.status.paused_until = iso(until)
+        with self._status_lock:
+            self.status.paused_until = iso(until)
         self._save_status(force=True)
         self._apply_pause(True)
         log.info("Monitoring paused with the staff PIN until %s.", iso(until))
@@ -546,7 +548,8 @@ class Agent:
 
     def _resume(self) -> None:
         self.paused_until = None
-        self.status.paused_until = None
+        with self._status_lock:
+            self.status.paused_until = None
         self._save_status(force=True)
         self._apply_pause(False)
         self._pending_event = "resumed"
@@ -582,18 +585,21 @@ class Agent:
             self._status_dirty = True
 
     def _save_status(self, *, force: bool = False) -> None:
-        with self._status_lock:
-            if not (force or self._status_dirty):
-                return
-            self._status_dirty = False
-            if self.sync.last_sync is not None:
-                self.status.last_sync = self.sync.last_sync.isoformat()
-            self.status.policy_version = self.sync.version or self.status.policy_version
-            status = Status(**{**self.status.__dict__})
-        try:
-            save_status(self.directory, status)
-        except OSError as error:
-            log.warning("Could not save %s: %s", self.directory, error)
+        # One writer at a time, snapshot and write together: a slower writer with an older snapshot
+        # must never overwrite a newer one (e.g. the pause just recorded).
+        with self._status_write_lock:
+            with self._status_lock:
+                if not (force or self._status_dirty):
+                    return
+                self._status_dirty = False
+                if self.sync.last_sync is not None:
+                    self.status.last_sync = self.sync.last_sync.isoformat()
+                self.status.policy_version = self.sync.version or self.status.policy_version
+                status = Status(**{**self.status.__dict__})
+            try:
+                save_status(self.directory, status)
+            except OSError as error:
+                log.warning("Could not save %s: %s", self.directory, error)
 
     def reload_token(self) -> bool:
         """After a 401: has `safeguard-agent enrol` written a new token? If so, use it."""
