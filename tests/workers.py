@@ -93,9 +93,12 @@ def _celery_command() -> list[str]:
 
 def _reset_producers() -> None:
     """Drop cached broker connections so the next send uses the current broker_url."""
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-        celery_app._pool = None
+    from kombu import pools
+
+    # kombu keeps pools in a global registry keyed by broker URL: closing one but leaving it there
+    # hands the closed pool back ("Acquire on closed pool") when REDIS_URL was already the broker.
+    pools.reset()
+    celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
 
