@@ -22,6 +22,8 @@ from safeguard.captures.selectors import capture_history, capture_is_graphic
 from safeguard.core import access
 
 logger = logging.getLogger(__name__)
+# WeasyPrint reports every rendering step at INFO: keep its warnings only.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 # The screenshot formats agents send; anything else is not embedded.
 _IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
