@@ -16,6 +16,10 @@ other and both contain the moments before their own trigger.
 Frames are stamped with the tick of a fixed clock (tick k is due at start + k / fps). A grab that fails or
 runs late leaves a gap that the encoder fills with the previous picture, so the video's time line matches
 the wall clock: 30 s of screen is 30 s of video.
+
+Cost measured on a 1280x800 Xvfb at 2 fps with a 10 s ring: about 1% of one core for a still screen and
+1.5% for a constantly changing one, and about 22-28 MB more RSS (the ring itself is ~1.6 MB of JPEG; the
+rest is grab/convert scratch memory that glibc keeps for reuse). Larger screens cost proportionally more.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import queue
 import threading
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -172,7 +177,7 @@ class ScreenRecorder:
     # -- the grabbing thread ---------------------------------------------------------------------------
     def _run(self) -> None:
         tick = 0
-        last_pixels: bytes | None = None
+        last_fingerprint: int | None = None
         last_frame: _Frame | None = None
         failures = 0
         try:
@@ -182,12 +187,16 @@ class ScreenRecorder:
                     image = _even(self._grab(self.max_width))
                     if image.mode != "RGB":
                         image = image.convert("RGB")
-                    pixels = image.tobytes()
-                    if last_frame is not None and last_frame.size == image.size and pixels == last_pixels:
+                    # A CRC instead of the previous frame's pixels: 4 bytes kept instead of 3 MB. Two different
+                    # screens colliding (1 in 4 billion) would repeat one picture for one tick. (Freeing the
+                    # frame before sleeping would save ~15 MB of RSS but double the CPU: glibc hands the
+                    # pages back and every grab faults them in again; measured on a 1280x800 Xvfb.)
+                    fingerprint = zlib.crc32(image.tobytes())
+                    if last_frame is not None and last_frame.size == image.size and fingerprint == last_fingerprint:
                         frame = last_frame  # the same picture: share the compressed bytes
                     else:
                         frame = _Frame(_compress(image), image.size)
-                        last_pixels, last_frame = pixels, frame
+                        last_fingerprint, last_frame = fingerprint, frame
                     if failures:
                         log.info("screen frames are being grabbed again after %d failures", failures)
                     failures = 0
