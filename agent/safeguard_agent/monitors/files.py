@@ -10,6 +10,10 @@ Bounded, because one `rm -r` or emptied folder can delete thousands of files:
   once and the files inside it that went with it are not reported one by one.
 - At most `max_per_minute` events a minute (300); beyond that they are counted, logged as a number, and
   dropped.
+- A file moved from one watched folder to another (Downloads -> Documents) is not a deletion, though each
+  folder is its own watch: on Linux a file of the same name moved into a watched folder within the settle
+  window cancels it. (On Windows such a move is reported by the OS as a removal plus an addition, which
+  looks exactly like deleting one file and saving another: it is logged as a deletion.)
 - Temporary files that programs create and delete on their own (Office's "~$x.docx" owner files,
   LibreOffice's ".~lock.x#", editor swap files, partial downloads) are not the user's deletions and are
   ignored.
@@ -44,16 +48,26 @@ class DeletionCollector:
     def __init__(self, *, settle_seconds: float = 1.0, max_per_minute: int = 300) -> None:
         self.settle_seconds = settle_seconds
         self.max_per_minute = max_per_minute
-        self._items: list[tuple[str, bool, datetime, float]] = []  # path, is folder, when, monotonic
+        # path, is folder, when, monotonic, moved out (rather than deleted outright)
+        self._items: list[tuple[str, bool, datetime, float, bool]] = []
+        self._arrivals: dict[str, float] = {}  # file name -> when a file of that name appeared (monotonic)
         self._sent: deque[float] = deque()
         self._lock = threading.Lock()
         self.dropped = 0
 
-    def add(self, path: str, *, is_directory: bool, occurred_at: datetime, now: float) -> None:
+    def add(self, path: str, *, is_directory: bool, occurred_at: datetime, now: float, moved_out: bool = False) -> None:
+        """A deletion; `moved_out` when the file was moved away rather than deleted outright."""
         if not is_directory and is_temporary(path):
             return
         with self._lock:
-            self._items.append((path, is_directory, occurred_at, now))
+            self._items.append((path, is_directory, occurred_at, now, moved_out))
+
+    def add_arrival(self, path: str, *, now: float) -> None:
+        """A file was moved INTO a watched folder. Each watched folder is its own watch, so a file moved from
+        Downloads to Documents can be seen as moved out of one and into the other: the arrival cancels that
+        "deletion" (matched by name within the settle window). A file deleted outright is never cancelled."""
+        with self._lock:
+            self._arrivals[os.path.basename(path.rstrip("/\\"))] = now
 
     def drain(self, now: float) -> list[tuple[str, datetime]]:
         """The deletions ready to report: those older than settle_seconds, folded and rate-limited."""
@@ -67,12 +81,18 @@ class DeletionCollector:
             if not (quiet or overdue):
                 return []
             items, self._items = self._items, []
-        folders = [path.rstrip("/\\") + os.sep for path, is_directory, _, _ in items if is_directory]
+            arrivals = dict(self._arrivals)
+            horizon = now - 20 * self.settle_seconds
+            self._arrivals = {name: at for name, at in self._arrivals.items() if at >= horizon}
+        folders = [path.rstrip("/\\") + os.sep for path, is_directory, *_ in items if is_directory]
         ready: list[tuple[str, datetime]] = []
         seen: set[str] = set()
-        for path, _, occurred_at, _ in items:
+        for path, _, occurred_at, deleted_at, moved_out in items:
             if path in seen or any(path.startswith(folder) for folder in folders):
                 continue  # reported once, as its folder
+            arrived = arrivals.get(os.path.basename(path.rstrip("/\\"))) if moved_out else None
+            if arrived is not None and abs(arrived - deleted_at) <= 2 * self.settle_seconds + 1:
+                continue  # moved to another watched folder, not deleted
             seen.add(path)
             ready.append((path, occurred_at))
         while self._sent and now - self._sent[0] >= 60:
@@ -117,7 +137,11 @@ class FileDeletionMonitor:
         return self._user() if callable(self._user) else self._user
 
     def start(self) -> None:
-        from watchdog.events import DirDeletedEvent, FileDeletedEvent, FileSystemEventHandler
+        from watchdog.events import (
+            DirDeletedEvent,
+            FileDeletedEvent,
+            FileSystemEventHandler,
+        )
         from watchdog.observers import Observer
 
         monitor = self
@@ -133,18 +157,25 @@ class FileDeletionMonitor:
                     )
 
             def on_moved(self, event: Any) -> None:
-                # A move to somewhere we do not watch arrives as a deletion; a move inside the watched
-                # folders (a rename) is not a deletion.
+                # Linux (full events) reports a move whose other end is outside this watch with one side
+                # empty: ("", into) arrived from elsewhere, (away, "") left for elsewhere.
+                source = os.fsdecode(event.src_path or "")
                 destination = os.fsdecode(event.dest_path or "")
-                if destination and not any(_inside(destination, folder) for folder in monitor.folders):
+                now = time.monotonic()
+                if destination and any(_inside(destination, folder) for folder in monitor.folders):
+                    if not source:
+                        monitor.collector.add_arrival(destination, now=now)
+                    return  # a rename or a move inside the watched folders
+                if source:  # moved to the Trash / Recycle Bin or anywhere else unwatched: gone from here
                     monitor.collector.add(
-                        os.fsdecode(event.src_path),
-                        is_directory=event.is_directory,
-                        occurred_at=monitor._clock(),
-                        now=time.monotonic(),
+                        source, is_directory=event.is_directory, occurred_at=monitor._clock(), now=now, moved_out=True
                     )
 
-        self._observer = Observer()
+        try:
+            # inotify: report moves in and out of a watch as moves, not as creations and deletions
+            self._observer = Observer(generate_full_events=True)
+        except TypeError:  # the other platforms' observers have no such option
+            self._observer = Observer()
         watched = 0
         for folder in self.folders:
             if folder.is_dir():

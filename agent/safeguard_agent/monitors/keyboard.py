@@ -5,9 +5,10 @@ Two layers, so the logic is tested without a keyboard and the keyboard without t
 - `WindowBuffers` (pure): turns `Stroke`s into the text a pupil is typing, one buffer per window, and runs the
   keyword engine's incremental matcher over it. Backspace deletes a character, ctrl+backspace a word,
   ctrl+A followed by typing or deleting starts afresh; enter and tab are separators (a newline / a space,
-  and the matcher is flushed so a keyword that ends right there is reported); arrow, home/end and page keys
-  move the caret somewhere we cannot see, so they act as separators too. Keys typed into a field the OS
-  says is a password field are not buffered at all.
+  and the matcher is flushed so a keyword that ends right there is reported). Arrow, home/end and page keys
+  move the caret somewhere we cannot see, and keys typed into a field the OS says is a password field are
+  not buffered at all: both are breaks — the window's text starts afresh, so what was typed before and
+  after is never matched as one phrase.
 - `KeyboardMonitor`: a pynput listener that reads each key's modifiers, asks the platform probe which
   window has the focus (and whether the focused field is a password box), and hands a `Stroke` to the
   `CaptureDetector`, which owns a `WindowBuffers`.
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Named keys that move the caret: after one, what is typed next is not necessarily adjacent to what was typed
-# before, so the buffer gets a separator.
+# before, so the buffer starts afresh.
 NAVIGATION_KEYS = frozenset({"left", "right", "up", "down", "home", "end", "page_up", "page_down"})
 # Keys that change nothing by themselves (pressed on their own or before the key they modify).
 MODIFIER_KEYS = frozenset(
@@ -71,7 +72,7 @@ class _Buffer:
     engine: KeywordEngine
     matcher: IncrementalMatcher
     select_all: bool = False  # ctrl+A was the last key: the next edit replaces everything
-    needs_separator: bool = False  # keys went to a password field since the last buffered text
+    needs_separator: bool = False  # keys went to a password field since the last buffered text: break
 
 
 @dataclass
@@ -158,7 +159,7 @@ class WindowBuffers:
             results.append(left)
         if password:
             # Not a character of a password field is kept; the text typed before and after it must not run
-            # together as if adjacent.
+            # together as if adjacent (the next buffered key starts the text afresh).
             if window_id in self._buffers:
                 self._buffers[window_id].needs_separator = True
             return results
@@ -171,8 +172,7 @@ class WindowBuffers:
             buffer.select_all = True
             return results
         if stroke.char and stroke.is_shortcut:
-            buffer.select_all = False
-            return results  # ctrl+C, alt+F...: a command, no text
+            return results  # ctrl+C, alt+F...: a command, no text (and a selection stays selected)
         if buffer.select_all and (stroke.char or name in ("space", "backspace", "delete", "enter", "tab")):
             matcher.reset()  # the edit replaced everything that was selected
             reset = True
@@ -184,7 +184,7 @@ class WindowBuffers:
         matches: list[Match] = []
         if stroke.char or name in ("space", "enter", "tab"):
             if buffer.needs_separator:
-                matches += matcher.feed("\n")
+                matches += self._break(matcher)
                 buffer.needs_separator = False
             if stroke.char:
                 matches += matcher.feed(stroke.char)
@@ -201,12 +201,20 @@ class WindowBuffers:
             else:
                 matcher.backspace(1)
         elif name in NAVIGATION_KEYS:
-            if matcher.text and not matcher.text[-1].isspace():
-                matches += matcher.feed("\n")
-            matches += matcher.flush()
+            matches += self._break(matcher)
         if matches or reset:
             results.append(self._result(window_id, buffer, matches, reset=reset))
         return results
+
+    @staticmethod
+    def _break(matcher: IncrementalMatcher) -> list[Match]:
+        """What follows is not adjacent to what came before: report what ends the text, then start afresh.
+
+        A separator character would not do: the engine joins a phrase across newlines and punctuation (as it
+        should for "kill. myself"), so only a fresh matcher keeps two pieces of text apart."""
+        matches = matcher.flush()
+        matcher.reset()
+        return matches
 
 
 def _word_length(text: str) -> int:

@@ -239,6 +239,7 @@ class WindowsProbe:
     def __init__(self, api: Win32Api | None = None) -> None:
         self.api = api or Win32Api()
         self._paths: dict[tuple[int, str], str] = {}
+        self._processes_lock = threading.Lock()  # the keyboard and activity threads both list processes
 
     # -- windows ---------------------------------------------------------------------------------------
     def foreground_window(self) -> WindowInfo | None:
@@ -250,6 +251,10 @@ class WindowsProbe:
         if os.path.basename(path.replace("\\", "/")).lower() == "applicationframehost.exe":
             pid, path = self._store_app(hwnd, pid, path)
         application = path.replace("\\", "/").rsplit("/", 1)[-1]
+        if not application and pid:
+            # A protected process will not open even for its name: the process list still names it.
+            info = self.running_processes().get(pid)
+            application = info.name if info else ""
         return WindowInfo(
             title=self._window_text(hwnd), application=application, pid=pid, window_id=int(hwnd), path=path
         )
@@ -337,6 +342,10 @@ class WindowsProbe:
 
     # -- processes -------------------------------------------------------------------------------------
     def running_processes(self) -> dict[int, ProcessInfo]:
+        with self._processes_lock:
+            return self._running_processes()
+
+    def _running_processes(self) -> dict[int, ProcessInfo]:
         snapshot = self.api.CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0)
         if not snapshot or snapshot == INVALID_HANDLE_VALUE:
             return {}
