@@ -11,6 +11,8 @@ PACKAGES=(
   xdotool        # types keystrokes into a real X window
   xterm          # the window the agent watches
   x11-utils      # xwininfo/xprop, to wait for windows
+  cups           # a private cupsd the agent's print-logging tests print to (agent/tests/test_printing.py)
+  cups-client    # lp, lpstat, lpadmin, cancel, cupsenable/cupsdisable for those tests
   x11-xserver-utils  # xsetroot, to paint a known screen for the screenshot/recording tests
   chromium       # the browser the Playwright tests drive (/usr/bin/chromium)
   poppler-utils  # pdftotext/pdftoppm, to read the PDFs the server renders
