@@ -16,11 +16,14 @@ Use:
         page.goto("/console/")          # relative to the live server (the context's base_url)
 """
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
 from safeguard.core.demo import DEMO_PASSWORD
 
@@ -61,11 +64,30 @@ def browser(monkeypatch) -> Iterator:
         try:
             yield browser
         finally:
+            # ORM calls made while Playwright runs get their own connection (its event loop gives
+            # the test another context); close it here, in that same state, or it outlives the test.
+            connections.close_all()
             browser.close()
+            _wait_for_request_threads()
+
+
+def _wait_for_request_threads(timeout: float = 10.0) -> None:
+    """Let the live server finish the requests of the closed browser.
+
+    Chromium keeps connections alive, so a server thread may still hold its database connection
+    when the browser goes; on PostgreSQL that connection would stop the test database from being
+    dropped at the end of the session. Once the browser has exited, each thread sees its socket
+    close, closes its connections and ends: wait for that (a join, not a sleep).
+    """
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        target = getattr(thread, "_target", None)
+        if getattr(target, "__name__", "") == "process_request_thread":
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @pytest.fixture
-def page(browser, demo_server) -> Iterator:
+def page(demo_server, browser) -> Iterator:
     """A fresh page (own cookies) at 1280x800 whose relative URLs go to the demo server."""
     context = browser.new_context(base_url=demo_server.url, viewport=VIEWPORT, accept_downloads=True)
     context.set_default_timeout(TIMEOUT_MS)

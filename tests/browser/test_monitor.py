@@ -40,13 +40,19 @@ def test_the_thumbnails_refresh_by_themselves(page):
     page.evaluate("window.__notReloaded = true")
 
     device_thumbnail_replace(
-        device=device, image=SimpleUploadedFile("t.png", png_bytes(320, 200, "red")), extension="png"
+        device=device, image=SimpleUploadedFile("t.png", png_bytes(330, 206, "red")), extension="png"
     )
 
     expect(image).not_to_have_attribute("src", before, timeout=15_000)
     assert page.evaluate("window.__notReloaded") is True  # swapped in place, no page reload
-    # The new picture really loads through the access-checked view.
-    assert image.evaluate("img => img.complete && img.naturalWidth") == 320
+    # The new picture (330 px wide; the demo's are 320) loads through the access-checked view.
+    page.wait_for_function(
+        """uuid => {
+            const img = document.querySelector(`li[data-device="${uuid}"] img`);
+            return img && img.complete && img.naturalWidth === 330;
+        }""",
+        arg=str(device.uuid),
+    )
 
 
 def test_a_red_bar_marks_the_computer_of_a_pupil_with_unreviewed_captures(page):
