@@ -32,8 +32,12 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _eager_celery(request):
-    """Fast tests run tasks in-process; tests marked `integration` use a real worker instead."""
-    if request.node.get_closest_marker("integration"):
+    """Tasks run in-process, except in tests with a real worker (the `celery_worker` fixture).
+
+    Keyed on the fixture, not the `integration` marker: with REDIS_URL set (as CI sets it) an
+    integration test without a worker would otherwise queue its tasks where nothing runs them.
+    """
+    if "celery_worker" in request.fixturenames:
         yield
         return
     previous = celery_app.conf.task_always_eager
