@@ -87,7 +87,7 @@ def test_the_grid_refreshes_itself_from_a_partial(at_desks):
     client = client_for(cast.lead)
 
     page = client.get(f"/console/thumbnails/?group={cast.year9.uuid}").content.decode()
-    poller = re.search(r'<div id="thumbnail-grid" hx-get="([^"]+)" hx-trigger="every (\d+)s"', page)
+    poller = re.search(r'<div id="thumbnail-grid" data-poll-pause hx-get="([^"]+)" hx-trigger="every (\d+)s"', page)
     assert poller and poller.group(1) == f"/console/thumbnails/grid?group={cast.year9.uuid}"
     assert int(poller.group(2)) <= 10
 
