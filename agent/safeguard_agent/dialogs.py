@@ -8,133 +8,233 @@
 * PanelWindow      every tray action as a button, for tray backends without menus;
 * ReportButton     the optional "Report a concern" button on the desktop.
 
-Tk must only be touched from one thread, so `DialogHost` owns a hidden Tk root in a thread of its
-own and runs everything there (`host.call(fn)` returns a Future). The tray's menu callbacks, which
-pystray runs on its own thread, go through the host; so do the tests, which fill in the widgets
-and press the buttons programmatically (`dialog.send()` is what the Send button runs).
+Each window runs in a child process of its own (`python -m safeguard_agent.dialogs KIND`), with Tk
+in that process's main thread, as Tk wants. The agent never loads Tk: its keyboard hook and
+senders are not slowed by a window, a crash in a window cannot take the agent down, and the
+memory a window takes is given back when it closes. The child and the agent talk in JSON lines
+over the child's stdin/stdout (`DialogProcess`): the agent sends an "init" line (title, rows,
+actions), the child sends requests ({"action": "confide", ...}, {"action": "pause", ...},
+{"action": "menu", "key": ...}) and gets one answer line for each.
 
-Nothing typed into these windows is logged: Confide messages go straight to the outbox, and an
-anonymous report carries no user at all.
+Nothing typed into these windows is logged. A Confide message travels only through the pipe to
+the agent and into its outbox; an anonymous report carries no user at all.
+
+Keyboard: Ctrl+Enter sends; in Confide, Alt+M / Alt+E choose "about me" / "about someone else"
+and Alt+N toggles "send anonymously".
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 5000
 PAUSE_CHOICES = [("15 minutes", 15), ("30 minutes", 30), ("1 hour", 60), ("2 hours", 120), ("4 hours", 240)]
 CLOSE_AFTER_MS = 4000
+REPLY_TIMEOUT = 30.0
+KINDS = ("confide", "assistance", "pin", "info", "panel", "report-button")
 
 
 class DialogsUnavailable(RuntimeError):
-    """No display (or no Tk) to draw windows on."""
+    """No display to draw windows on."""
 
 
-class DialogHost:
-    """A hidden Tk root running its mainloop in a dedicated thread; every dialog is made there."""
+def display_available() -> bool:
+    return os.name == "nt" or bool(os.environ.get("DISPLAY"))
 
-    def __init__(self) -> None:
-        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future]] = queue.SimpleQueue()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.root: Any = None
-        self.error: BaseException | None = None
 
-    def start(self, timeout: float = 10.0) -> DialogHost:
-        """Start the Tk thread; raises DialogsUnavailable where Tk cannot open a window."""
-        if self._thread is not None:
-            return self
-        self._thread = threading.Thread(target=self._main, name="safeguard-dialogs", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise DialogsUnavailable("the dialog thread did not start in time")
-        if self.error is not None:
-            raise DialogsUnavailable(f"{type(self.error).__name__}: {self.error}")
+# -- the agent's side -----------------------------------------------------------------------------------
+
+
+class DialogProcess:
+    """One window in a child process. `on_request(message) -> answer` runs on a reader thread."""
+
+    def __init__(
+        self,
+        kind: str,
+        on_request: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+        *,
+        init: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown dialog {kind!r}")
+        self.kind = kind
+        self.on_request = on_request
+        self.init = init or {}
+        self.env = env
+        self.process: subprocess.Popen[str] | None = None
+        self.requests: list[dict[str, Any]] = []  # what the window asked for (never logged)
+        self._reader: threading.Thread | None = None
+        self._write_lock = threading.Lock()
+
+    def start(self) -> DialogProcess:
+        if not display_available():
+            raise DialogsUnavailable("there is no display to show a window on")
+        self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "safeguard_agent.dialogs", self.kind],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
+            text=True,
+            encoding="utf-8",
+            env=self.env,
+        )
+        self._send(self.init)
+        self._reader = threading.Thread(target=self._read, name=f"safeguard-dialog-{self.kind}", daemon=True)
+        self._reader.start()
         return self
 
-    def _main(self) -> None:
-        try:
-            import tkinter
-
-            self.root = tkinter.Tk()
-            self.root.withdraw()
-            self.root.title("Safeguard")
-        except Exception as error:  # TclError "no display name", ImportError without Tk
-            self.error = error
-            self._ready.set()
-            return
-        self.root.after(20, self._pump)
-        self._ready.set()
-        self.root.mainloop()
-        try:
-            self.root.destroy()
-        except Exception:
-            log.debug("Tk root already gone", exc_info=True)
-
-    def _pump(self) -> None:
-        while True:
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        with self._write_lock:
             try:
-                fn, future = self._calls.get_nowait()
-            except queue.Empty:
-                break
-            if not future.set_running_or_notify_cancel():
+                self.process.stdin.write(json.dumps(message) + "\n")
+                self.process.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                pass  # the window was closed meanwhile
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
                 continue
+            self.requests.append(message)
+            answer: dict[str, Any] | None
             try:
-                future.set_result(fn())
-            except BaseException as error:
-                future.set_exception(error)
-        if self.root is not None:
-            self.root.after(20, self._pump)
+                answer = self.on_request(message) if self.on_request is not None else {"ok": True}
+            except Exception as error:
+                log.error("The %s window's request failed: %s", self.kind, type(error).__name__)
+                answer = {"ok": False, "message": "Sorry, something went wrong. Please tell a member of staff."}
+            self._send(answer if answer is not None else {"ok": True})
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and self.error is None
+        return self.process is not None and self.process.poll() is None
 
-    def call(self, fn: Callable[[], Any]) -> Future:
-        """Run `fn` on the Tk thread; its result (or exception) arrives in the Future."""
-        future: Future = Future()
-        if not self.running:
-            future.set_exception(DialogsUnavailable("the dialog host is not running"))
-            return future
-        self._calls.put((fn, future))
-        return future
+    def wait(self, timeout: float | None = None) -> int | None:
+        if self.process is None:
+            return None
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return code
 
-    def run(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
-        return self.call(fn).result(timeout)
-
-    def stop(self) -> None:
+    def close(self) -> None:
         if self.running:
-            self.call(self.root.quit)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+            assert self.process is not None
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
 
-    # -- the dialogs, made on the Tk thread ---------------------------------------------------------
 
-    def show_confide(self, on_send: Callable[..., Any]) -> Future:
-        return self.call(lambda: ConfideDialog(self.root, on_send))
+# -- the window's side -------------------------------------------------------------------------------------
 
-    def show_assistance(self, on_send: Callable[..., Any]) -> Future:
-        return self.call(lambda: AssistanceDialog(self.root, on_send))
 
-    def show_pin(self, on_submit: Callable[..., tuple[bool, str]]) -> Future:
-        return self.call(lambda: PinDialog(self.root, on_submit))
+class _Channel:
+    """The child's end: requests out on stdout, one answer back on stdin for each."""
 
-    def show_info(self, title: str, rows: list[tuple[str, str]], *, empty: str = "") -> Future:
-        return self.call(lambda: InfoDialog(self.root, title, rows, empty=empty))
+    def __init__(self, stdin: IO[str], stdout: IO[str]) -> None:
+        self._out = stdout
+        self._answers: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self.init: dict[str, Any] = {}
+        first = stdin.readline()
+        if first:
+            try:
+                self.init = json.loads(first)
+            except ValueError:
+                self.init = {}
+        threading.Thread(target=self._read, args=(stdin,), daemon=True).start()
 
-    def show_panel(self, actions: list[tuple[str, Callable[[], Any]]]) -> Future:
-        return self.call(lambda: PanelWindow(self.root, actions))
+    def _read(self, stdin: IO[str]) -> None:
+        for line in stdin:
+            try:
+                self._answers.put(json.loads(line))
+            except ValueError:
+                continue
+        self._answers.put({"ok": False, "message": "The Safeguard agent is not running.", "closed": True})
 
-    def show_report_button(self, on_click: Callable[[], Any]) -> Future:
-        return self.call(lambda: ReportButton(self.root, on_click))
+    def ask(self, message: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
+        with self._lock:
+            self._out.write(json.dumps(message) + "\n")
+            self._out.flush()
+            try:
+                return self._answers.get(timeout=timeout)
+            except queue.Empty:
+                return {"ok": False, "message": "The Safeguard agent did not answer."}
+
+
+def _raise_unless_ok(answer: dict[str, Any]) -> None:
+    if not answer.get("ok"):
+        raise RuntimeError(answer.get("message") or "refused")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m safeguard_agent.dialogs KIND`: show one window, talk to the agent over stdin/stdout."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1 or args[0] not in KINDS:
+        print(f"usage: python -m safeguard_agent.dialogs {{{','.join(KINDS)}}}", file=sys.stderr)
+        return 2
+    kind = args[0]
+    channel = _Channel(sys.stdin, sys.stdout)
+    import tkinter
+
+    try:
+        root = tkinter.Tk()
+    except tkinter.TclError as error:
+        print(f"safeguard dialogs: no display ({error})", file=sys.stderr)
+        return 3
+    root.withdraw()
+    root.title("Safeguard")
+    init = channel.init
+
+    def confide(**report: Any) -> None:
+        _raise_unless_ok(channel.ask({"action": "confide", **report}))
+
+    def assistance(**request: Any) -> None:
+        _raise_unless_ok(channel.ask({"action": "assistance", **request}))
+
+    def pause(**request: Any) -> tuple[bool, str]:
+        answer = channel.ask({"action": "pause", **request})
+        return bool(answer.get("ok")), str(answer.get("message") or "")
+
+    def menu(key: str) -> Callable[[], None]:
+        return lambda: channel.ask({"action": "menu", "key": key}, timeout=5)
+
+    if kind == "confide":
+        window: Any = ConfideDialog(root, confide)
+    elif kind == "assistance":
+        window = AssistanceDialog(root, assistance)
+    elif kind == "pin":
+        window = PinDialog(root, pause)
+    elif kind == "info":
+        rows = [(str(label), str(value)) for label, value in init.get("rows", [])]
+        window = InfoDialog(root, str(init.get("title") or "Safeguard"), rows, empty=str(init.get("empty") or ""))
+    elif kind == "panel":
+        window = PanelWindow(root, [(str(label), menu(str(key))) for key, label in init.get("actions", [])])
+    else:
+        window = ReportButton(root, menu("confide"))
+    window.on_close = root.quit
+    root.mainloop()
+    return 0
 
 
 def _base():
@@ -159,6 +259,7 @@ class _Dialog:
         self.frame.grid(sticky="nsew")
         self.status = tkinter.StringVar(self.window, value="")
         self.closed = False
+        self.on_close: Callable[[], Any] | None = None  # the child process ends its main loop here
 
     def _status_line(self, row: int) -> None:
         self.ttk.Label(self.frame, textvariable=self.status, wraplength=420, foreground="#1d4f91").grid(
@@ -178,6 +279,8 @@ class _Dialog:
         if not self.closed:
             self.closed = True
             self.window.destroy()
+            if self.on_close is not None:
+                self.on_close()
 
     def close_later(self, ms: int = CLOSE_AFTER_MS) -> None:
         self.window.after(ms, self.close)
@@ -187,7 +290,7 @@ class ConfideDialog(_Dialog):
     """Confide: a worry for staff, about the pupil or someone else, with their name or without."""
 
     def __init__(self, master: Any, on_send: Callable[..., Any]) -> None:
-        super().__init__(master, "Confide – tell a member of staff")
+        super().__init__(master, "Confide - tell a member of staff")
         tk, ttk = self.tk, self.ttk
         self.on_send = on_send
         self.sent = False
@@ -199,16 +302,22 @@ class ConfideDialog(_Dialog):
         self.message = tk.Text(self.frame, width=52, height=8, wrap="word")
         self.message.grid(row=1, column=0, columnspan=2, pady=8)
         self.about = tk.StringVar(self.window, value="me")
-        ttk.Radiobutton(self.frame, text="It is about me", variable=self.about, value="me").grid(
+        ttk.Radiobutton(self.frame, text="It is about me", variable=self.about, value="me", underline=15).grid(
             row=2, column=0, sticky="w"
         )
-        ttk.Radiobutton(self.frame, text="It is about someone else", variable=self.about, value="someone_else").grid(
-            row=2, column=1, sticky="w"
-        )
+        ttk.Radiobutton(
+            self.frame, text="It is about someone else", variable=self.about, value="someone_else", underline=18
+        ).grid(row=2, column=1, sticky="w")
         self.anonymous = tk.BooleanVar(self.window, value=False)
-        ttk.Checkbutton(self.frame, text="Send anonymously (your name is not sent)", variable=self.anonymous).grid(
-            row=3, column=0, columnspan=2, sticky="w", pady=(6, 0)
-        )
+        ttk.Checkbutton(
+            self.frame, text="Send anonymously (your name is not sent)", variable=self.anonymous, underline=7
+        ).grid(row=3, column=0, columnspan=2, sticky="w", pady=(6, 0))
+        # Keyboard: Alt+M / Alt+E for whom it is about, Alt+N for anonymous, Ctrl+Enter to send.
+        self.window.bind("<Alt-m>", lambda event: self.about.set("me"))
+        self.window.bind("<Alt-e>", lambda event: self.about.set("someone_else"))
+        self.window.bind("<Alt-n>", lambda event: self.anonymous.set(not self.anonymous.get()))
+        self.window.bind("<Control-Return>", lambda event: self.send())
+        self.message.bind("<Control-Return>", lambda event: (self.send(), "break")[1])
         buttons = ttk.Frame(self.frame)
         buttons.grid(row=4, column=0, columnspan=2, sticky="e", pady=(10, 0))
         self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.close)
@@ -263,6 +372,8 @@ class AssistanceDialog(_Dialog):
         ttk.Button(buttons, text="Cancel", command=self.close).grid(row=0, column=0, padx=4)
         self.send_button = ttk.Button(buttons, text="Ask for help", command=self.send)
         self.send_button.grid(row=0, column=1)
+        self.window.bind("<Control-Return>", lambda event: self.send())
+        self.message.bind("<Control-Return>", lambda event: (self.send(), "break")[1])
         self._status_line(3)
         self._centre()
 
@@ -421,6 +532,7 @@ class ReportButton:
             pady=6,
         )
         self.button.pack()
+        self.on_close: Callable[[], Any] | None = None
         self.window.update_idletasks()
         width, height = self.window.winfo_reqwidth(), self.window.winfo_reqheight()
         x = self.window.winfo_screenwidth() - width - 16
@@ -432,3 +544,9 @@ class ReportButton:
         if not self.closed:
             self.closed = True
             self.window.destroy()
+            if self.on_close is not None:
+                self.on_close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

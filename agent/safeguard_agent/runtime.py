@@ -211,6 +211,7 @@ class Agent:
         if not self._started:
             self.outbox.close()
             return
+        self._notify("stopping")  # the tray closes its windows
         for monitor in [self.keyboard, self.activity, *self.extra_monitors]:
             if monitor is not None:
                 try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from safeguard_agent import __version__
 
 if TYPE_CHECKING:
-    from safeguard_agent.dialogs import DialogHost
+    from safeguard_agent.dialogs import DialogProcess
     from safeguard_agent.runtime import Agent
 
 log = logging.getLogger(__name__)
@@ -44,19 +45,21 @@ class MenuEntry:
 
 
 class TrayMenu:
-    """The tray's actions for one agent. `ui` shows the dialogs (None: no display for them)."""
+    """The tray's actions for one agent; each window is a child process (see dialogs.py)."""
 
     def __init__(
         self,
         agent: Agent,
-        ui: DialogHost | None = None,
         *,
         open_url: Callable[[str], Any] = webbrowser.open,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.agent = agent
-        self.ui = ui
         self.open_url = open_url
-        self.report_button: Any = None
+        self.env = env
+        self.windows: list[DialogProcess] = []
+        self.report_button: DialogProcess | None = None
+        self._lock = threading.Lock()
 
     def entries(self) -> list[MenuEntry]:
         return [
@@ -68,6 +71,35 @@ class TrayMenu:
             MenuEntry("properties", "Properties", self.properties),
         ]
 
+    # -- windows -------------------------------------------------------------------------------------
+
+    def _open(
+        self,
+        kind: str,
+        on_request: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+        init: dict[str, Any] | None = None,
+    ) -> DialogProcess | None:
+        from safeguard_agent.dialogs import DialogProcess, DialogsUnavailable
+
+        try:
+            window = DialogProcess(kind, on_request, init=init, env=self.env).start()
+        except (DialogsUnavailable, OSError) as error:
+            log.warning("Cannot show the %s window: %s", kind, error)
+            return None
+        with self._lock:
+            self.windows = [w for w in self.windows if w.running]
+            self.windows.append(window)
+        return window
+
+    def close_all(self) -> None:
+        with self._lock:
+            windows, self.windows = self.windows, []
+        for window in windows:
+            window.close()
+        if self.report_button is not None:
+            self.report_button.close()
+            self.report_button = None
+
     # -- the handlers ----------------------------------------------------------------------------------
 
     def console_url(self) -> str:
@@ -78,37 +110,48 @@ class TrayMenu:
         self.open_url(url)
         return url
 
-    def _need_ui(self, what: str) -> bool:
-        if self.ui is None or not self.ui.running:
-            log.warning("Cannot show %s: there is no display for windows.", what)
-            return False
-        return True
+    def confide(self) -> DialogProcess | None:
+        return self._open("confide", self._confide_request)
 
-    def confide(self) -> Any:
-        if not self._need_ui("the Confide window"):
-            return None
-        return self.ui.show_confide(self.agent.submit_confide).result(10)
+    def _confide_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        message = str(request.get("message") or "").strip()
+        about = request.get("about")
+        if request.get("action") != "confide" or not message or about not in ("me", "someone_else"):
+            return {"ok": False, "message": "Please write your message first."}
+        self.agent.submit_confide(message=message[:5000], about=about, anonymous=bool(request.get("anonymous")))
+        return {"ok": True}
 
-    def request_assistance(self) -> Any:
-        if not self._need_ui("the assistance window"):
-            return None
-        return self.ui.show_assistance(self.agent.submit_assistance).result(10)
+    def request_assistance(self) -> DialogProcess | None:
+        return self._open("assistance", self._assistance_request)
+
+    def _assistance_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("action") != "assistance":
+            return {"ok": False, "message": "Unexpected request."}
+        self.agent.submit_assistance(message=str(request.get("message") or "")[:5000])
+        return {"ok": True}
 
     def group_names(self) -> list[str]:
         return list(self.agent.groups)
 
-    def personal_groups(self) -> Any:
-        names = self.group_names()
-        if not self._need_ui("Personal Groups"):
-            return names
-        return self.ui.show_info(
-            "Personal Groups", [("Group", name) for name in names], empty="You are not in any groups."
-        ).result(10)
+    def personal_groups(self) -> DialogProcess | None:
+        rows = [["Group", name] for name in self.group_names()]
+        return self._open(
+            "info", init={"title": "Personal Groups", "rows": rows, "empty": "You are not in any groups."}
+        )
 
-    def disable_monitoring(self) -> Any:
-        if not self._need_ui("the PIN window"):
-            return None
-        return self.ui.show_pin(self.agent.request_pause).result(10)
+    def disable_monitoring(self) -> DialogProcess | None:
+        return self._open("pin", self._pause_request)
+
+    def _pause_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            minutes = int(request.get("minutes") or 0)
+        except (TypeError, ValueError):
+            minutes = 0
+        pin = str(request.get("pin") or "")
+        if request.get("action") != "pause" or not pin or minutes <= 0:
+            return {"ok": False, "message": "Type the staff PIN."}
+        ok, message = self.agent.request_pause(pin=pin, minutes=minutes)
+        return {"ok": ok, "message": message}
 
     def properties_rows(self) -> list[tuple[str, str]]:
         props = self.agent.properties()
@@ -125,37 +168,37 @@ class TrayMenu:
             rows.append(("Paused until", props["paused_until"]))
         return rows
 
-    def properties(self) -> Any:
-        rows = self.properties_rows()
-        if not self._need_ui("Properties"):
-            return rows
-        return self.ui.show_info("Safeguard properties", rows).result(10)
+    def properties(self) -> DialogProcess | None:
+        return self._open("info", init={"title": "Safeguard properties", "rows": self.properties_rows()})
 
-    def panel(self) -> Any:
+    def panel(self) -> DialogProcess | None:
         """The menu as a window of buttons (for tray backends without menus)."""
-        if not self._need_ui("the Safeguard window"):
-            return None
-        return self.ui.show_panel([(entry.label, entry.handler) for entry in self.entries()]).result(10)
+        entries = {entry.key: entry for entry in self.entries()}
+        return self._open(
+            "panel",
+            lambda request: self._menu_request(request, entries),
+            init={"actions": [[key, entry.label] for key, entry in entries.items()]},
+        )
+
+    def _menu_request(self, request: dict[str, Any], entries: dict[str, MenuEntry]) -> dict[str, Any]:
+        entry = entries.get(str(request.get("key")))
+        if request.get("action") != "menu" or entry is None:
+            return {"ok": False}
+        entry.handler()
+        return {"ok": True}
 
     # -- the desktop button ------------------------------------------------------------------------------
 
     def sync_report_button(self) -> None:
         """Show or hide "Report a concern" to follow the server's confide_desktop_button setting."""
         wanted = bool(self.agent.settings.get("confide_desktop_button"))
-        if self.ui is None or not self.ui.running:
-            return
-        if wanted and (self.report_button is None or self.report_button.closed):
-            self.report_button = self.ui.show_report_button(self.confide_from_button).result(10)
-        elif not wanted and self.report_button is not None and not self.report_button.closed:
-            self.ui.run(self.report_button.close)
+        showing = self.report_button is not None and self.report_button.running
+        if wanted and not showing:
+            entries = {"confide": MenuEntry("confide", "Confide…", self.confide)}
+            self.report_button = self._open("report-button", lambda request: self._menu_request(request, entries))
+        elif not wanted and self.report_button is not None:
+            self.report_button.close()
             self.report_button = None
-
-    def confide_from_button(self) -> None:
-        # The button runs on the Tk thread: open the dialog there directly (waiting on a Future
-        # from the Tk thread would deadlock).
-        from safeguard_agent.dialogs import ConfideDialog
-
-        ConfideDialog(self.ui.root, self.agent.submit_confide)
 
     def on_agent(self, what: str) -> None:
         if what == "config":
@@ -163,6 +206,8 @@ class TrayMenu:
                 self.sync_report_button()
             except Exception:
                 log.exception("Could not update the Report a concern button")
+        elif what == "stopping":
+            self.close_all()
 
 
 def icon_image(size: int = 64) -> Any:
@@ -252,24 +297,16 @@ def build_icon(menu: TrayMenu) -> Any:
     return pystray.Icon("safeguard-agent", icon_image(), f"Safeguard {__version__}", menu=pystray.Menu(*items))
 
 
-def run_tray(agent: Agent, *, ui: DialogHost | None = None, block: bool = True) -> bool:
+def run_tray(agent: Agent, *, block: bool = True, menu: TrayMenu | None = None) -> bool:
     """Show the tray icon (and the desktop button when enabled). Returns False where there is no tray.
 
-    With `block`, runs pystray's loop until the agent stops; otherwise returns once it is shown.
-    Windows need a display: without one, the agent runs headless and this says so once.
+    With `block`, runs pystray's loop until the agent is asked to stop; otherwise returns once it
+    is shown. Where there is no tray the agent carries on headless (the desktop button, when
+    enabled, still shows wherever there is a display).
     """
-    from safeguard_agent.dialogs import DialogHost, DialogsUnavailable
-
-    if ui is None:
-        try:
-            ui = DialogHost().start()
-        except DialogsUnavailable as error:
-            log.warning("No windows can be shown here (%s): running headless.", error)
-            ui = None
-    menu = TrayMenu(agent, ui)
+    menu = menu or TrayMenu(agent)
     agent.listeners.append(menu.on_agent)
-    if ui is not None:
-        menu.sync_report_button()
+    menu.sync_report_button()
     available, why = system_tray_available()
     if not available:
         log.warning("No system tray here (%s): running without a tray icon.", why)
