@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -161,6 +162,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="safeguard")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = TIME_ZONE
+# Periodic work, run by `celery beat` (exactly one). Each app adds its own entries here.
+CELERY_BEAT_SCHEDULE = {
+    # Retention (safeguard.logs.retention): nightly, when nobody is using the console.
+    "retention-apply": {"task": "safeguard.logs.tasks.retention_apply", "schedule": crontab(hour=2, minute=15)},
+}
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}

@@ -272,3 +272,22 @@ class AuditEntryFactory(factory.django.DjangoModelFactory):
     summary = "Status changed from New to Under review"
     before = factory.LazyFunction(lambda: {"status": "new"})
     after = factory.LazyFunction(lambda: {"status": "under_review"})
+
+
+class ExportJobFactory(factory.django.DjangoModelFactory):
+    """A PDF export job as the console's "Export PDF" button makes it (safeguard.captures.exports)."""
+
+    class Meta:
+        model = "captures.ExportJob"
+
+    requested_by = factory.SubFactory(StaffUserFactory)
+    params = factory.LazyFunction(lambda: {"order": "desc"})
+
+
+class ActionRuleFiringFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "captures.ActionRuleFiring"
+
+    rule = factory.SubFactory(ActionRuleFactory)
+    person = factory.SubFactory(PersonFactory)
+    capture_count = factory.SelfAttribute("rule.threshold")

@@ -7,7 +7,7 @@ screen: the admin never shows a link to the file, only whether there is one.
 
 from django.contrib import admin
 
-from safeguard.captures.models import Capture, CaptureNote, Recording
+from safeguard.captures.models import ActionRuleFiring, Capture, CaptureNote, ExportJob, Recording
 
 
 class ReadOnlyAdminMixin:
@@ -111,3 +111,42 @@ class RecordingAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Deleting the row would leave the video on disk; retention removes both together.
         return False
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """PDF exports staff asked for. The file is not linked here: only its requester downloads it, in the console."""
+
+    list_display = ["created_at", "requested_by", "kind", "status", "progress", "capture_count", "finished_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["requested_by__username"]
+    list_select_related = ["requested_by"]
+    fields = [
+        "uuid",
+        "created_at",
+        "requested_by",
+        "kind",
+        "params",
+        "status",
+        "progress",
+        "capture_count",
+        "size_bytes",
+        "finished_at",
+        "error",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(ActionRuleFiring)
+class ActionRuleFiringAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """When each action rule fired for whom. Deleting a row re-arms the rule for that person."""
+
+    list_display = ["created_at", "rule", "person", "capture_count", "moved_to_group", "notified_at"]
+    list_filter = ["rule"]
+    search_fields = ["person__username", "person__display_name", "rule__name"]
+    list_select_related = ["rule", "person", "moved_to_group"]
+    fields = ["created_at", "rule", "person", "capture", "capture_count", "moved_to_group", "notified_at"]
+    readonly_fields = fields
+
+    def has_delete_permission(self, request, obj=None):
+        return super(ReadOnlyAdminMixin, self).has_delete_permission(request, obj)

@@ -117,3 +117,84 @@ class Recording(BaseModel):
 
     def __str__(self) -> str:
         return f"Recording on {self.device} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class ActionRuleFiring(BaseModel):
+    """An action rule fired for a person: written once, so the rule acts exactly once per person.
+
+    The unique (rule, person) row is the claim: whichever evaluation inserts it performs the
+    move and the notice; any other (a concurrent capture, a redelivered task) finds it and does
+    nothing. Deleting the row re-arms the rule for that person.
+    """
+
+    rule = models.ForeignKey("policies.ActionRule", on_delete=models.CASCADE, related_name="firings")
+    person = models.ForeignKey("groups.Person", on_delete=models.CASCADE, related_name="action_rule_firings")
+    capture = models.ForeignKey(
+        Capture,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The capture whose evaluation reached the threshold.",
+    )
+    capture_count = models.PositiveIntegerField(help_text="Matching captures counted when the rule fired.")
+    moved_to_group = models.ForeignKey(
+        "groups.MonitoringGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="When the staff notice was sent.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "action rule firing"
+        constraints = [models.UniqueConstraint(fields=["rule", "person"], name="action_rule_fires_once_per_person")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} fired for {self.person}"
+
+
+def export_path(job: "ExportJob", filename: str) -> str:
+    # Named from the job's UUID, never from anything a user typed.
+    return f"exports/{job.created_at:%Y/%m/%d}/{job.uuid}.pdf"
+
+
+class ExportJob(BaseModel):
+    """A PDF export built in the background, with its progress; only its requester may download it."""
+
+    class Kind(models.TextChoices):
+        LOGS_REPORT = "logs_report", "Log viewer report"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="export_jobs"
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.LOGS_REPORT)
+    params = models.JSONField(
+        default=dict, blank=True, help_text="The filters, re-applied with the requester's access."
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0 to 100.")
+    file = models.FileField(upload_to=export_path, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    capture_count = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "export job"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="export_job_progress_at_most_100")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.requested_by} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

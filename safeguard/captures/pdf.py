@@ -81,6 +81,38 @@ def _status_history(history: list) -> list[dict]:
     ]
 
 
+def export_stamp(exported_by, *, at=None) -> dict:
+    """Who exported a PDF and when: the template context of the footer every export carries.
+
+    Both PDFs (one capture, and the log viewer report in safeguard.captures.exports) include
+    templates/captures/pdf_footer.html with this context, so every page of every export names
+    its exporter the same way.
+    """
+    return {
+        "exported_by": exported_by,
+        "exported_by_name": exported_by.get_full_name() or exported_by.get_username(),
+        "exported_by_username": exported_by.get_username(),
+        "exported_at": at or timezone.now(),
+    }
+
+
+def export_audit(
+    *, action: str, exported_by, summary: str, after: dict, target=None, target_type: str = "", target_id: str = ""
+) -> None:
+    """The audit row of an export ("capture.exported", "logs.exported_pdf"): who took which data out."""
+    from safeguard.logs.services import audit_record
+
+    audit_record(
+        action=action,
+        target=target,
+        target_type=target_type,
+        target_id=target_id,
+        actor=exported_by,
+        summary=summary,
+        after={"format": "pdf", **after},
+    )
+
+
 def render_pdf(html: str, *, url_fetcher: URLFetcher | None = None) -> bytes:
     """HTML to PDF bytes with the local-only fetcher (the one place WeasyPrint is called)."""
     return HTML(string=html, url_fetcher=url_fetcher or LocalOnlyURLFetcher()).write_pdf()
@@ -100,7 +132,6 @@ def capture_export_pdf(*, capture: Capture, exported_by, record_audit: bool = Tr
     capture = Capture.objects.select_related("person", "device", "policy", "keyword", "assignee").get(pk=capture.pk)
     history = capture_history(capture=capture)
     withheld = bool(capture.policy and capture.policy.is_illegal_content)
-    exported_at = timezone.now()
     html = render_to_string(
         "captures/capture_pdf.html",
         {
@@ -111,20 +142,16 @@ def capture_export_pdf(*, capture: Capture, exported_by, record_audit: bool = Tr
             "notes": list(capture.notes.select_related("author").order_by("created_at", "id")),
             "status_history": _status_history(history),
             "history": history,
-            "exported_by": exported_by,
-            "exported_by_name": exported_by.get_full_name() or exported_by.get_username(),
-            "exported_at": exported_at,
+            **export_stamp(exported_by),
         },
     )
     pdf = render_pdf(html)
     if record_audit:
-        from safeguard.logs.services import audit_record
-
-        audit_record(
+        export_audit(
             action="capture.exported",
             target=capture,
-            actor=exported_by,
+            exported_by=exported_by,
             summary=f"Exported the capture of '{capture.keyword_text}' by {capture.person} to PDF",
-            after={"format": "pdf", "bytes": len(pdf)},
+            after={"bytes": len(pdf)},
         )
     return pdf

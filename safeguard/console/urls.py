@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from safeguard.console import views, views_captures, views_logs
+from safeguard.console import views, views_captures, views_exports, views_logs
 
 app_name = "console"
 
@@ -18,6 +18,11 @@ urlpatterns = [
     path("captures/<uuid:capture_uuid>/notes", views_captures.capture_note, name="capture_note"),
     path("captures/<uuid:capture_uuid>/move", views_captures.capture_move, name="capture_move"),
     path("logs/", views_logs.log_viewer, name="logs"),
+    path("exports/", views_exports.export_list, name="exports"),
+    path("exports/new", views_exports.export_create, name="export_create"),
+    path("exports/<uuid:job_uuid>/", views_exports.export_detail, name="export"),
+    path("exports/<uuid:job_uuid>/progress", views_exports.export_progress, name="export_progress"),
+    path("exports/<uuid:job_uuid>/download", views_exports.export_download, name="export_download"),
     path("thumbnails/", views.thumbnails, name="thumbnails"),
     path("thumbnails/grid", views.thumbnails_grid, name="thumbnails_grid"),
     path("devices/<uuid:device_uuid>/", views.device_detail, name="device"),

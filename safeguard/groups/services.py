@@ -366,7 +366,9 @@ def enrolment_code_revoke(*, code: EnrolmentCode, revoked_by=None) -> bool:
     return bool(revoked)
 
 
-def person_move_to_group(*, person: Person, group: MonitoringGroup, moved_by=None, reason: str = "") -> bool:
+def person_move_to_group(
+    *, person: Person, group: MonitoringGroup, moved_by=None, reason: str = "", actor_name: str = "", details=None
+) -> bool:
     """Put `person` in the user group `group` (e.g. the Watch Group); True if they were not in it yet.
 
     "Move" as schools know it from the product we replace: the person joins the group and keeps
@@ -374,6 +376,8 @@ def person_move_to_group(*, person: Person, group: MonitoringGroup, moved_by=Non
     year) still do; taking them out of their year group would hide them from exactly those
     people. Who may move whom into which group is decided by the caller (the console offers only
     groups the staff member sees). Audited "person.moved_to_group"; a repeat changes nothing.
+    An automatic move (an action rule) has no `moved_by`: `actor_name` says who acted instead,
+    and `details` (a dict) adds to the audit row's "after", e.g. the rule's id.
     """
     from safeguard.logs.services import audit_record
 
@@ -384,11 +388,12 @@ def person_move_to_group(*, person: Person, group: MonitoringGroup, moved_by=Non
         if created:
             audit_record(
                 actor=moved_by,
+                actor_name=actor_name,
                 action="person.moved_to_group",
                 target=person,
                 summary=f"Moved {person} to {group}" + (f" ({reason})" if reason else ""),
                 before=None,
-                after={"group": str(group.uuid), "group_name": group.name, "reason": reason or None},
+                after={"group": str(group.uuid), "group_name": group.name, "reason": reason or None, **(details or {})},
             )
     return created
 

@@ -5,9 +5,11 @@ delete one here (the model refuses changes too).
 """
 
 from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html_join
 
-from safeguard.logs.models import ActivityEvent, AuditEntry
+from safeguard.logs.models import ActivityEvent, AuditEntry, RetentionSettings
 
 
 class ReadOnlyAdminMixin:
@@ -51,3 +53,64 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     fields = ["created_at", "actor", "actor_name", "action", "target_type", "target_id", "summary", "before", "after"]
     readonly_fields = fields
+
+
+@admin.register(RetentionSettings)
+class RetentionSettingsAdmin(admin.ModelAdmin):
+    """The retention periods: one row, changed here; applied daily (safeguard.logs.retention).
+
+    "Preview the next run" (the dry run) shows, per kind, how many rows and files the next run
+    would remove; it deletes nothing.
+    """
+
+    change_form_template = "admin/logs/retentionsettings/change_form.html"
+    list_display = ["__str__", "activity_events_days", "captures_resolved_days", "audit_log_days", "last_run_at"]
+    readonly_fields = ["last_run_at", "last_run_report"]
+    fieldsets = [
+        ("Activity", {"fields": ["activity_events_days", "thumbnails_days"]}),
+        (
+            "Captures (open captures are never deleted)",
+            {
+                "fields": [
+                    "captures_false_positive_days",
+                    "captures_resolved_days",
+                    "screenshots_days",
+                    "recordings_days",
+                ]
+            },
+        ),
+        ("Confide (open reports are never deleted)", {"fields": ["confide_closed_days"]}),
+        ("Audit log and exports", {"fields": ["audit_log_days", "export_files_days"]}),
+        ("Last run", {"fields": ["last_run_at", "last_run_report"]}),
+    ]
+
+    def has_add_permission(self, request):
+        return False  # the one row is made on first use (RetentionSettings.load)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        RetentionSettings.load()  # so the list always shows the row to edit
+        return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        dry_run = path("dry-run/", self.admin_site.admin_view(self.dry_run_view), name="logs_retentionsettings_dry_run")
+        return [dry_run, *super().get_urls()]
+
+    def dry_run_view(self, request):
+        from django.core.exceptions import PermissionDenied
+
+        from safeguard.logs.retention import retention_plan
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        rules = RetentionSettings.load()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Retention: what the next run would remove",
+            "rules": rules,
+            "plans": retention_plan(rules=rules),
+        }
+        return TemplateResponse(request, "admin/logs/retentionsettings/dry_run.html", context)

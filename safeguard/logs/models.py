@@ -71,3 +71,75 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Audit entries are append-only.")
+
+
+def _days(default: int | None, label: str, help_text: str) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(
+        label, null=True, blank=True, default=default, help_text=help_text + " Empty: keep for ever."
+    )
+
+
+class RetentionSettings(models.Model):
+    """How long each kind of record is kept; applied daily (safeguard.logs.retention). One row (pk=1).
+
+    The defaults and why they were chosen are in docs/operations.md ("Retention"). Open captures
+    (new, under review, escalated) and open Confide reports are never deleted automatically: an
+    unresolved concern must not vanish because nobody got to it.
+    """
+
+    activity_events_days = _days(
+        180, "activity events", "Days to keep windows, websites, applications, prints and deleted-file events."
+    )
+    captures_false_positive_days = _days(
+        90, "captures resolved as false positive", "Days after its last change (its resolution) to keep such a capture."
+    )
+    captures_resolved_days = _days(
+        730, "captures resolved with action", "Days after its last change (its resolution) to keep such a capture."
+    )
+    screenshots_days = _days(
+        365, "screenshots", "Days after a resolved capture's last change to keep its screenshot (the capture stays)."
+    )
+    recordings_days = _days(
+        90,
+        "recordings",
+        "Days to keep screen recordings: of resolved captures, after the capture's last change; "
+        "recordings staff asked for, after they were made.",
+    )
+    thumbnails_days = _days(1, "live thumbnails", "Days to keep the last thumbnail of a computer that stopped sending.")
+    confide_closed_days = _days(730, "closed Confide reports", "Days after its last change to keep a closed report.")
+    audit_log_days = _days(
+        2190, "audit log", "Days to keep audit entries; at least as long as the captures and reports they describe."
+    )
+    export_files_days = _days(7, "PDF exports", "Days to keep a PDF export (the job and its file) for download.")
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_run_report = models.JSONField(default=dict, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "retention settings"
+        verbose_name_plural = "retention settings"
+
+    def __str__(self) -> str:
+        return "Retention settings"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.audit_log_days is None:
+            return
+        described = {
+            "captures_resolved_days": self.captures_resolved_days,
+            "captures_false_positive_days": self.captures_false_positive_days,
+            "confide_closed_days": self.confide_closed_days,
+        }
+        if any(days is None or days > self.audit_log_days for days in described.values()):
+            raise ValidationError(
+                {
+                    "audit_log_days": "Keep the audit log at least as long as the captures and Confide reports "
+                    "it describes (or leave it empty to keep it for ever)."
+                }
+            )
+
+    @classmethod
+    def load(cls) -> "RetentionSettings":
+        row, _ = cls.objects.get_or_create(pk=1)
+        return row

@@ -8,8 +8,16 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from safeguard.captures.models import Capture, CaptureNote, CaptureStatus, Recording
-from tests.factories import CaptureFactory, CaptureNoteFactory, KeywordFactory, PersonFactory, RecordingFactory
+from safeguard.captures.models import ActionRuleFiring, Capture, CaptureNote, CaptureStatus, ExportJob, Recording
+from tests.factories import (
+    ActionRuleFiringFactory,
+    CaptureFactory,
+    CaptureNoteFactory,
+    ExportJobFactory,
+    KeywordFactory,
+    PersonFactory,
+    RecordingFactory,
+)
 
 REGISTERED = sorted(
     (model for model in admin.site._registry if model._meta.app_label == "captures"),
@@ -22,9 +30,12 @@ OBJECT_MAKERS = {
     Capture: lambda: CaptureFactory(),
     CaptureNote: lambda: CaptureNoteFactory(),
     Recording: lambda: RecordingFactory(),
+    ExportJob: lambda: ExportJobFactory(),
+    ActionRuleFiring: lambda: ActionRuleFiringFactory(),
 }
-# Captures, notes and recordings come from agents and the console, never from an admin form.
-ADD_DISABLED = {Capture, CaptureNote, Recording}
+# Captures, notes and recordings come from agents and the console, never from an admin form;
+# export jobs from the console's "Export PDF", action rule firings from the rules themselves.
+ADD_DISABLED = {Capture, CaptureNote, Recording, ExportJob, ActionRuleFiring}
 
 
 def admin_url(model, view: str, *args) -> str:

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from safeguard.logs.models import ActivityEvent, AuditEntry, EventType
+from safeguard.logs.models import ActivityEvent, AuditEntry, EventType, RetentionSettings
 from tests.factories import ActivityEventFactory, AuditEntryFactory
 
 REGISTERED = sorted(
@@ -19,9 +19,11 @@ REGISTERED = sorted(
 OBJECT_MAKERS = {
     ActivityEvent: lambda: ActivityEventFactory(),
     AuditEntry: lambda: AuditEntryFactory(),
+    RetentionSettings: lambda: RetentionSettings.load(),
 }
-# Events come from agents and audit rows from services: neither is ever added by hand.
-ADD_DISABLED = {ActivityEvent, AuditEntry}
+# Events come from agents and audit rows from services: neither is ever added by hand. The
+# retention settings are one row, made on first use and then changed.
+ADD_DISABLED = {ActivityEvent, AuditEntry, RetentionSettings}
 
 
 def admin_url(model, view: str, *args) -> str:
