@@ -24,6 +24,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
@@ -498,6 +499,8 @@ def seed_demo() -> SeedResult:
         _seed_events(result, devices, people, _rng("events"))
         _seed_captures(result, devices, people, staff, _rng("captures"))
         _seed_confide(result, devices, people, staff)
+        if result.created.get("activity events"):
+            _update_last_seen()
         result.enrolment_code = _seed_enrolment_code(result, groups, staff)
     return result
 
@@ -704,6 +707,12 @@ def _seed_events(result: SeedResult, devices, people, rng: random.Random) -> Non
     new = [event for event in events if event.uuid not in existing]
     ActivityEvent.objects.bulk_create(new, batch_size=500)
     result.count("activity events", len(new))
+
+
+def _update_last_seen() -> None:
+    """Each person was last seen at their latest activity (only after new events were added)."""
+    latest = ActivityEvent.objects.filter(person=OuterRef("pk")).order_by("-occurred_at").values("occurred_at")[:1]
+    Person.objects.filter(events__isnull=False).distinct().update(last_seen_at=Subquery(latest))
 
 
 def _lesson_events(

@@ -172,3 +172,5 @@ def test_activity_covers_every_kind_of_event_in_the_shape_the_agent_api_accepts(
         serializer = DATA_SERIALIZERS[event.type](data=event.data)
         assert serializer.is_valid(), (event.type, event.data, serializer.errors)
     assert events.values("device").distinct().count() == Device.objects.count()
+    for person in Person.objects.filter(events__isnull=False).distinct():
+        assert person.last_seen_at == person.events.latest("occurred_at").occurred_at
