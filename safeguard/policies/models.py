@@ -1,9 +1,11 @@
 """Keyword policies, which groups they apply to, agent settings, alert and action rules."""
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from safeguard.core.models import BaseModel, PublicIdModel
 
@@ -167,6 +169,15 @@ class AgentSettings(BaseModel):
     disable_pin_hash = models.CharField(
         max_length=128, blank=True, help_text="Hash of the staff PIN that pauses monitoring on a device."
     )
+    offline_after_minutes = models.PositiveIntegerField(
+        default=15,
+        validators=[MinValueValidator(1)],
+        help_text="A device not heard from for this long is flagged 'Offline since …' in the console.",
+    )
+    offline_alert_addresses = models.TextField(
+        blank=True,
+        help_text="Email these addresses (IT staff, one per line) once when a device goes offline. Empty: no email.",
+    )
 
     class Meta:
         verbose_name = "agent settings"
@@ -190,7 +201,15 @@ class AlertRule(PublicIdModel):
         DAILY = "daily", "Daily digest"
 
     name = models.CharField(max_length=255)
-    group = models.ForeignKey("groups.MonitoringGroup", on_delete=models.CASCADE, related_name="alert_rules")
+    group = models.ForeignKey(
+        "groups.MonitoringGroup",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="alert_rules",
+        help_text="Captures of the people in this group and its subgroups (or on the devices of a device group). "
+        "Empty: every capture in the school.",
+    )
     policies = models.ManyToManyField(KeywordPolicy, blank=True, help_text="Empty means every policy.")
     min_severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.HIGH)
     recipients = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="alert_rules")
@@ -239,3 +258,224 @@ class ActionRule(PublicIdModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- Email alerts, digests and escalation: the rows that make each email go out exactly once -----
+
+
+class DeliveryStatus(models.TextChoices):
+    """Where one email stands. PENDING is a claim: a worker is sending it (or died doing so)."""
+
+    PENDING = "pending", "Being sent"
+    SENT = "sent", "Sent"
+    QUEUED = "queued", "Waiting for the digest"
+    IN_DIGEST = "in_digest", "In a digest being sent"
+    FAILED = "failed", "Failed (gave up)"
+
+
+class DigestFrequency(models.TextChoices):
+    HOURLY = "hourly", "Hourly"
+    DAILY = "daily", "Daily"
+
+
+class CaptureFollowup(models.Model):
+    """Whether a new capture's background work (alerts, action rules) reached the broker.
+
+    Written by captures.services.capture_dispatch_followups after its commit. A row whose
+    `dispatched_at` is empty means Redis refused the tasks; a beat task dispatches it again
+    (safeguard.policies.followups), so a capture stored while Redis was down still alerts.
+    """
+
+    capture = models.OneToOneField(
+        "captures.Capture", on_delete=models.CASCADE, primary_key=True, related_name="followup"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(dispatched_at__isnull=True), name="followup_undispatched")
+        ]
+
+    def __str__(self) -> str:
+        return f"Follow-ups of capture {self.capture_id}"
+
+
+class AlertDigest(PublicIdModel):
+    """One digest email to one address for one rule: the captures it lists are its deliveries."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="digests")
+    address = models.EmailField(max_length=254)
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "claimed_at"], name="alert_digest_status")]
+
+    def __str__(self) -> str:
+        return f"Digest of {self.rule} to {self.address}"
+
+
+class AlertDelivery(PublicIdModel):
+    """One capture for one rule to one address. The unique row is the claim, made before sending.
+
+    An immediate mail is claimed PENDING, then marked SENT; a redelivered task finds it and does
+    nothing. A capture throttled or meant for a digest waits QUEUED until `digest_due_at`, when
+    the digest sweep moves it into an AlertDigest (IN_DIGEST, then SENT with the digest).
+    """
+
+    class Mode(models.TextChoices):
+        IMMEDIATE = "immediate", "Immediate"
+        DIGEST = "digest", "Digest"
+
+    capture = models.ForeignKey("captures.Capture", on_delete=models.CASCADE, related_name="alert_deliveries")
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="deliveries")
+    # Copied from the capture, for the throttle's "per person" question.
+    person = models.ForeignKey("groups.Person", on_delete=models.CASCADE, related_name="+")
+    address = models.EmailField(max_length=254, help_text="Lower-cased.")
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    throttled = models.BooleanField(default=False, help_text="Meant to go at once, but the throttle sent it to a digest.")
+    decided_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices)
+    digest_frequency = models.CharField(max_length=8, choices=DigestFrequency.choices, blank=True)
+    digest_due_at = models.DateTimeField(null=True, blank=True)
+    digest = models.ForeignKey(
+        AlertDigest, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True, help_text="The task that claimed it.")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-decided_at"]
+        verbose_name_plural = "alert deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["capture", "rule", "address"], name="alert_delivery_once"),
+        ]
+        indexes = [
+            models.Index(fields=["rule", "person", "address", "decided_at"], name="alert_delivery_throttle"),
+            models.Index(fields=["status", "digest_due_at"], name="alert_delivery_due"),
+            models.Index(fields=["status", "claimed_at"], name="alert_delivery_claims"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} → {self.address} (capture {self.capture_id})"
+
+
+class EscalationSettings(BaseModel):
+    """Escalation for a group: if nobody opens or changes a severe capture in time, email the next contact."""
+
+    group = models.OneToOneField("groups.MonitoringGroup", on_delete=models.CASCADE, related_name="escalation")
+    minutes = models.PositiveIntegerField(
+        default=15,
+        validators=[MinValueValidator(1)],
+        help_text="How long a capture may stay unopened before the next contact is emailed.",
+    )
+    max_rounds = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1)],
+        help_text="How many contacts are emailed at most, one per round (the list starts over when it runs out).",
+    )
+    min_severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.SEVERE)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = "escalation"
+        verbose_name_plural = "escalations"
+        constraints = [
+            models.CheckConstraint(condition=Q(minutes__gte=1), name="escalation_minutes_positive"),
+            models.CheckConstraint(condition=Q(max_rounds__gte=1), name="escalation_rounds_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Escalation for {self.group}"
+
+
+class EscalationContact(BaseModel):
+    """One contact in a group's escalation list; round 1 emails the lowest `order`."""
+
+    escalation = models.ForeignKey(EscalationSettings, on_delete=models.CASCADE, related_name="contacts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    order = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["escalation", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["escalation", "user"], name="escalation_contact_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {self.user}"
+
+
+class EscalationRound(BaseModel):
+    """Round N of one capture's escalation in one group: the unique row is the claim, made before sending."""
+
+    capture = models.ForeignKey("captures.Capture", on_delete=models.CASCADE, related_name="escalation_rounds")
+    group = models.ForeignKey("groups.MonitoringGroup", on_delete=models.CASCADE, related_name="+")
+    round = models.PositiveSmallIntegerField()
+    contact = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    address = models.EmailField(max_length=254)
+    started_at = models.DateTimeField(help_text="When the round was due and begun; the next is due `minutes` later.")
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["capture", "group", "round"]
+        constraints = [
+            models.UniqueConstraint(fields=["capture", "group", "round"], name="escalation_round_once"),
+        ]
+        indexes = [models.Index(fields=["status", "claimed_at"], name="escalation_round_claims")]
+
+    def __str__(self) -> str:
+        return f"Escalation round {self.round} of capture {self.capture_id}"
+
+
+class CaptureView(models.Model):
+    """The first time each staff member opened a capture's page: "opened" for escalation."""
+
+    capture = models.ForeignKey("captures.Capture", on_delete=models.CASCADE, related_name="views")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    first_viewed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["capture", "user"], name="capture_view_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user} opened capture {self.capture_id}"
+
+
+class DeviceOutage(BaseModel):
+    """A device that stopped reporting, flagged once per outage (its last report starts it).
+
+    The unique (device, started_at) row is the claim of the one "device offline" email.
+    """
+
+    device = models.ForeignKey("groups.Device", on_delete=models.CASCADE, related_name="outages")
+    started_at = models.DateTimeField(help_text="The device's last report before it went quiet.")
+    detected_at = models.DateTimeField()
+    addresses = models.TextField(blank=True, help_text="Who was emailed, one per line.")
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [models.UniqueConstraint(fields=["device", "started_at"], name="device_outage_once")]
+        indexes = [models.Index(fields=["status", "claimed_at"], name="device_outage_claims")]
+
+    def __str__(self) -> str:
+        return f"{self.device} offline since {self.started_at:%Y-%m-%d %H:%M}"
