@@ -106,11 +106,16 @@ class ActivityMonitor:
             self._end_stretch()
 
     def _run(self) -> None:
+        failing = ""
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.poll_once()
-            except Exception:
-                log.exception("activity poll failed")
+                failing = ""
+            except Exception as error:
+                # Once per kind of failure, not once a second (a display that went away fails every poll).
+                if type(error).__name__ != failing:
+                    failing = type(error).__name__
+                    log.exception("activity poll failed; will keep trying")
 
     # -- one poll --------------------------------------------------------------------------------------
     def poll_once(self) -> None:
