@@ -290,7 +290,7 @@ def export_job_create(*, requested_by, params: dict, kind: str = ExportJob.Kind.
     clean = {key: str(params.get(key) or "") for key in _FILTER_KEYS}
     with transaction.atomic():
         job = ExportJob.objects.create(requested_by=requested_by, kind=kind, params=clean)
-        transaction.on_commit(partial(_enqueue, job.pk), robust=True)
+        transaction.on_commit(lambda: _enqueue(job.pk), robust=True)
     return job
 
 

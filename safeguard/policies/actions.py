@@ -25,7 +25,6 @@ A capture below a rule's severity cannot change that rule's count, so it does no
 
 import logging
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -136,7 +135,7 @@ def action_rule_apply(
             },
         )
         if rule.notify_staff:
-            transaction.on_commit(partial(_enqueue_notice, firing.pk), robust=True)
+            transaction.on_commit(lambda: _enqueue_notice(firing.pk), robust=True)
     return firing
 
 
