@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import DatabaseError, transaction
 from django.db.models import Q
@@ -49,6 +50,7 @@ MAX_ROWS_PER_WINDOW = 200
 SCREENSHOT_WIDTH = 1200
 # How far the data gathering takes the bar; rendering and storing take the rest.
 GATHER_SHARE = 80
+MAX_PENDING_PER_USER = 3
 
 _FILTER_KEYS = ("from", "to", "person", "device", "group", "policy", "severity", "status", "type", "order")
 
@@ -286,8 +288,22 @@ def logs_report_pdf(*, user, chosen: ExportFilters, progress: Callable[[int], No
 
 
 def export_job_create(*, requested_by, params: dict, kind: str = ExportJob.Kind.LOGS_REPORT) -> ExportJob:
-    """Queue an export for `requested_by`; the task starts once the row is committed."""
+    """Queue an export for `requested_by`; the task starts once the row is committed.
+
+    At most MAX_PENDING_PER_USER of one staff member's exports wait or run at once (each can be
+    a long render): a double click or an impatient reload does not fill the queue. Jobs older than
+    an hour do not count, so one stranded by a lost worker never blocks anybody.
+    """
     clean = {key: str(params.get(key) or "") for key in _FILTER_KEYS}
+    pending = ExportJob.objects.filter(
+        requested_by_id=requested_by.pk,
+        status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING],
+        created_at__gte=timezone.now() - timedelta(hours=1),
+    ).count()
+    if pending >= MAX_PENDING_PER_USER:
+        raise ValidationError(
+            f"You already have {pending} exports being made. Wait for one to finish, then export again."
+        )
     with transaction.atomic():
         job = ExportJob.objects.create(requested_by=requested_by, kind=kind, params=clean)
         transaction.on_commit(lambda: _enqueue(job.pk), robust=True)

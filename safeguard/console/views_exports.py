@@ -9,7 +9,9 @@ its page, its progress and its file, exactly as for a job that does not exist.
 
 import dataclasses
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -52,7 +54,11 @@ def export_create(request: HttpRequest) -> HttpResponse:
         )
     order = form.cleaned_data.get("order") or ("asc" if around is not None else "desc")
     params = export_params_from_filters(filters=filters, descending=order == "desc", group=frame.selected)
-    job = export_job_create(requested_by=request.user, params=params)
+    try:
+        job = export_job_create(requested_by=request.user, params=params)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("console:exports")
     return redirect("console:export", job_uuid=job.uuid)
 
 

@@ -419,3 +419,27 @@ def test_a_real_worker_builds_the_export_with_progress_and_only_the_requester_do
     assert other.get(f"/console/exports/{job.uuid}/").status_code == 404
     assert AuditEntry.objects.filter(action="export.downloaded", actor=cast.lead).count() == 1
     assert AuditEntry.objects.filter(action="logs.exported_pdf", target_id=str(job.uuid)).count() == 1
+
+
+@pytest.mark.django_db
+def test_storage_errors_are_retried_then_the_job_is_marked_failed(cast, monkeypatch):
+    from celery.exceptions import Retry
+
+    def disk_full(*, job_id):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("safeguard.captures.exports.export_job_run", disk_full)
+    job = ExportJobFactory(requested_by=cast.lead)
+
+    # A first failure schedules a retry with backoff; the job is still waiting.
+    with pytest.raises(Retry) as retry:
+        tasks.export_job_run.apply(args=[job.pk], retries=0, throw=True)
+    assert retry.value.when == 10
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.QUEUED
+
+    # The last try gives up: the job is marked failed, so its page stops waiting.
+    with pytest.raises(OSError):
+        tasks.export_job_run.apply(args=[job.pk], retries=tasks.EXPORT_MAX_RETRIES, throw=True)
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.FAILED and "could not be stored" in job.error

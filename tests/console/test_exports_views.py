@@ -161,3 +161,18 @@ def test_anonymous_visitors_are_sent_to_log_in(cast):
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     assert client.post("/console/exports/new").status_code == 302
     assert ExportJob.objects.count() == 1
+
+
+def test_a_fourth_export_waits_for_one_of_three_pending_to_finish(cast):
+    for _ in range(3):
+        ExportJobFactory(requested_by=cast.lead)  # queued: no worker runs in this test
+    client = client_for(cast.lead)
+
+    response = client.post("/console/exports/new", follow=True)
+
+    assert response.redirect_chain[-1][0] == "/console/exports/"
+    assert "You already have 3 exports being made" in response.content.decode()
+    assert ExportJob.objects.count() == 3
+    ExportJob.objects.filter(requested_by=cast.lead).update(status=ExportJob.Status.DONE)
+    assert client.post("/console/exports/new").status_code == 302
+    assert ExportJob.objects.count() == 4
