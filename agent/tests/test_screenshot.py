@@ -2,6 +2,7 @@
 
 import io
 import subprocess
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -70,10 +71,16 @@ def test_the_screenshot_shows_windows_on_screen(display: XvfbDisplay) -> None:
     window = display.open_xterm("Evidence", command=("sh", "-c", "echo visible text; exec cat"))
     display.xdotool("windowmove", "--sync", str(window), "0", "0")
 
-    image = decode(take_screenshot(WATERMARK)).convert("RGB")
+    def xterm_colour() -> tuple[int, int, int]:
+        image = decode(take_screenshot(WATERMARK)).convert("RGB")
+        area = image.crop((0, 0, 200, 100))
+        return max(area.getcolors(maxcolors=200 * 100))[1]  # the most common colour there
 
-    xterm_area = image.crop((0, 0, 200, 100))  # xterm's white background with black text
-    assert max(xterm_area.getcolors(maxcolors=200 * 100))[1] == (255, 255, 255)
+    # The window exists before xterm has painted it: give it a moment (bounded), as a person would.
+    deadline = time.monotonic() + 10
+    while xterm_colour() != (255, 255, 255) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert xterm_colour() == (255, 255, 255)  # xterm's white background, not the black root
 
 
 def test_grab_frame_returns_the_screen_scaled_down_to_a_width(display: XvfbDisplay) -> None:

@@ -1,6 +1,7 @@
 """The screenshot watermark: who / what / when / where, top-right, legible on any background, same font everywhere."""
 
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -115,8 +116,6 @@ def test_control_characters_cannot_break_the_block_into_more_lines() -> None:
 
 
 def test_the_hostname_defaults_to_this_computers_name() -> None:
-    import socket
-
     assert Watermark("u", "k", "p", WHEN).hostname == socket.gethostname()
 
 
