@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +37,23 @@ _active: list[XvfbDisplay] = []
 
 class DisplayError(RuntimeError):
     """Xvfb or an X client could not be started, or did not answer in time."""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the process that started us dies.
+
+    Xvfb and the xterms run in their own session (so a Ctrl+C meant for pytest does not kill them mid-
+    teardown); without this, a test run killed outright (a CI timeout) would leave them running for ever.
+    Linux only; the signal follows the *thread* that started the child, so start displays from the main
+    thread (pytest fixtures do).
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _require(program: str) -> str:
@@ -77,6 +95,7 @@ class XvfbDisplay:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         finally:
             os.close(write_fd)
@@ -171,6 +190,7 @@ class XvfbDisplay:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         self._clients.append(process)
         return find_window(title, env=self.env())
