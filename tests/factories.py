@@ -291,3 +291,14 @@ class ActionRuleFiringFactory(factory.django.DjangoModelFactory):
     rule = factory.SubFactory(ActionRuleFactory)
     person = factory.SubFactory(PersonFactory)
     capture_count = factory.SelfAttribute("rule.threshold")
+
+
+class KeywordExclusionFactory(factory.django.DjangoModelFactory):
+    """A keyword switched off for one group, with its reason (made directly: the service audits)."""
+
+    class Meta:
+        model = "policies.KeywordExclusion"
+
+    group = factory.SubFactory(UserGroupFactory)
+    keyword = factory.SubFactory(KeywordFactory)
+    reason = "Used in the nursing course"

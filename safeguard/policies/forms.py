@@ -4,8 +4,8 @@ from django import forms
 from django.contrib.auth.hashers import make_password
 from django.forms.models import BaseInlineFormSet
 
-from safeguard.groups.models import GroupKind
-from safeguard.policies.models import ActionRule, AgentSettings, Keyword
+from safeguard.groups.models import GroupKind, MonitoringGroup
+from safeguard.policies.models import ActionRule, AgentSettings, Keyword, KeywordExclusion, KeywordPolicy, Severity
 from safeguard.policies.services import KEYWORD_CSV_MAX_BYTES
 
 
@@ -42,14 +42,81 @@ class KeywordFormSet(BaseInlineFormSet):
 
 
 class KeywordImportForm(forms.Form):
+    CSV, PLAIN = "csv", "plain"
+
     file = forms.FileField(
-        label="CSV file",
+        label="File",
         help_text=(
-            "Columns text, match_kind, severity, enabled (a header row first; only text is required). "
-            f"UTF-8, at most {KEYWORD_CSV_MAX_BYTES // 1024} KiB. Keywords already in the policy are updated, "
-            "new ones added, and keywords missing from the file are left as they are."
+            "CSV: columns text, match_kind, severity, enabled (a header row first; only text is required); "
+            "keywords already in the policy are updated, new ones added. Plain list: one term per line, lines "
+            "starting with # ignored; terms already in the policy are left as they are. Either way UTF-8, at "
+            f"most {KEYWORD_CSV_MAX_BYTES // 1024} KiB, and keywords missing from the file are left as they are."
         ),
-        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,text/csv,text/plain"}),
+    )
+    list_format = forms.ChoiceField(
+        label="Format",
+        choices=[(CSV, "CSV with a header row"), (PLAIN, "Plain list, one term per line")],
+        initial=CSV,
+        required=False,
+        help_text="Left out (a script posting the form): CSV, or a plain list for the illegal-content policy.",
+    )
+    severity = forms.ChoiceField(
+        label="Severity of a plain list's terms",
+        choices=Severity.choices,
+        initial=Severity.HIGH,
+        required=False,
+        help_text="Plain lists only (CSV rows carry their own). Terms with a space become phrases.",
+    )
+
+    def __init__(self, *args, policy: KeywordPolicy | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if policy is not None and policy.is_illegal_content:
+            # Licensed illegal-content lists come as bare terms; and every such term is severe.
+            self.fields["list_format"].initial = self.PLAIN
+            self.fields["severity"].initial = Severity.SEVERE
+
+    def clean_list_format(self) -> str:
+        return self.cleaned_data.get("list_format") or self.fields["list_format"].initial
+
+    def clean_severity(self) -> str:
+        return self.cleaned_data.get("severity") or Severity.HIGH
+
+
+class KeywordExclusionForm(forms.ModelForm):
+    """An exclusion names its group, its keyword and, always, why."""
+
+    class Meta:
+        model = KeywordExclusion
+        fields = ["group", "keyword", "reason"]
+        widgets = {"reason": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_reason(self) -> str:
+        reason = (self.cleaned_data.get("reason") or "").strip()
+        if not reason:
+            raise forms.ValidationError("Give the reason this keyword is not monitored for the group.")
+        return reason
+
+
+class TextScanForm(forms.Form):
+    """The admin's "test text against policies" page: what would match, and why (or why not)."""
+
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 80, "spellcheck": "false"}),
+        max_length=20_000,
+        strip=False,
+        help_text="Nothing typed here is stored.",
+    )
+    policy = forms.ModelChoiceField(
+        queryset=KeywordPolicy.objects.filter(enabled=True).order_by("name"),
+        required=False,
+        empty_label="Every enabled policy",
+    )
+    group = forms.ModelChoiceField(
+        queryset=MonitoringGroup.objects.order_by("kind", "name"),
+        required=False,
+        empty_label="No group (ignore group settings and exclusions)",
+        help_text="Scan with the policies this group's devices and members get, less its excluded keywords.",
     )
 
 

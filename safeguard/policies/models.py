@@ -156,6 +156,35 @@ class GroupPolicySetting(BaseModel):
         return f"{self.get_mode_display()} {self.policy} for {self.group}"
 
 
+class KeywordExclusion(BaseModel):
+    """One keyword switched off for a group (and its subgroups), with the reason a school gave.
+
+    Schools ask for this when one word is ordinary in one setting ("overdose" in a nursing course,
+    "shoot" in a photography club). The agent config of a device in the group, or whose current
+    user is, leaves the keyword out; the rest of its policy still applies. Creating and deleting
+    one is audited (services.keyword_exclusion_create / keyword_exclusion_delete).
+    """
+
+    group = models.ForeignKey("groups.MonitoringGroup", on_delete=models.CASCADE, related_name="keyword_exclusions")
+    keyword = models.ForeignKey(Keyword, on_delete=models.CASCADE, related_name="exclusions")
+    reason = models.TextField(help_text="Why this keyword is not monitored for this group (kept in the audit log).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["group", "keyword"]
+        verbose_name = "keyword exclusion"
+        constraints = [
+            models.UniqueConstraint(fields=["group", "keyword"], name="keyword_exclusion_unique"),
+            # Blank or whitespace-only reasons are refused by the form; the database refuses the empty one.
+            models.CheckConstraint(condition=~Q(reason=""), name="keyword_exclusion_reason_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"“{self.keyword}” excluded for {self.group}"
+
+
 class AgentSettings(BaseModel):
     """Settings every agent receives with its config. One row (pk=1)."""
 
@@ -271,6 +300,7 @@ class DeliveryStatus(models.TextChoices):
     QUEUED = "queued", "Waiting for the digest"
     IN_DIGEST = "in_digest", "In a digest being sent"
     FAILED = "failed", "Failed (gave up)"
+    DUPLICATE = "duplicate", "Not sent: the address had this capture's email from another rule"
 
 
 class DigestFrequency(models.TextChoices):

@@ -7,9 +7,16 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Prefetch, Q
 
-from safeguard.groups.models import Device
+from safeguard.groups.models import Device, MonitoringGroup
 from safeguard.groups.selectors import device_group_ids_direct, group_ancestor_chains
-from safeguard.policies.models import AgentSettings, AllowPhrase, GroupPolicySetting, Keyword, KeywordPolicy
+from safeguard.policies.models import (
+    AgentSettings,
+    AllowPhrase,
+    GroupPolicySetting,
+    Keyword,
+    KeywordExclusion,
+    KeywordPolicy,
+)
 
 
 def _branch_verdicts(chains: list[list[int]], modes: dict[int, dict[int, str]]) -> dict[int, set[str]]:
@@ -41,7 +48,8 @@ def policy_list_for_device(*, device: Device) -> list[KeywordPolicy]:
       exclude, so a watch group can add scrutiny that another of the pupil's groups turned off.
     * Otherwise a policy with `applies_to_everyone` is on unless a person branch excludes it.
 
-    Only enabled policies and (in the prefetched `enabled_keywords`) enabled keywords count.
+    Only enabled policies and (in the prefetched `enabled_keywords`) enabled keywords count, less the
+    keywords excluded (KeywordExclusion) for any group in those branches.
     Query count does not grow with the number of policies or keywords, only with tree depth.
     """
     device_groups, person_groups = device_group_ids_direct(device=device)
@@ -62,7 +70,14 @@ def policy_list_for_device(*, device: Device) -> list[KeywordPolicy]:
     applied = {p for verdicts in (device_verdicts, person_verdicts) for p, seen in verdicts.items() if apply in seen}
     person_excluded = {p for p, seen in person_verdicts.items() if exclude in seen}
 
-    enabled_keywords = Keyword.objects.filter(enabled=True).order_by("text", "id")
+    # Keywords a group switched off (KeywordExclusion): an exclusion on any group of either kind of
+    # branch, or on an ancestor of one, counts, as a group's members include its subgroups' members.
+    excluded_keywords: set[int] = set()
+    if every_group:
+        excluded_keywords = set(
+            KeywordExclusion.objects.filter(group_id__in=every_group).values_list("keyword_id", flat=True)
+        )
+    enabled_keywords = Keyword.objects.filter(enabled=True).exclude(pk__in=excluded_keywords).order_by("text", "id")
     return list(
         KeywordPolicy.objects.filter(enabled=True)
         .filter(Q(pk__in=applied) | (Q(applies_to_everyone=True) & ~Q(pk__in=person_excluded)))
@@ -122,3 +137,50 @@ def agent_config_for_device(*, device: Device) -> dict[str, Any]:
     content = {"policies": policies, "settings": agent_settings_for_device(device=device)}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return {"version": hashlib.sha256(canonical.encode()).hexdigest(), **content}
+
+
+def policy_list_for_group(*, group: MonitoringGroup) -> tuple[list[KeywordPolicy], set[int]]:
+    """The enabled policies a member of `group` gets, and the keyword ids excluded for it.
+
+    The device rule of `policy_list_for_device` with one branch (the group and its ancestors): the
+    nearest apply/exclude setting decides, else `applies_to_everyone`. For the admin's "test text"
+    page, to show what a group's devices would match.
+    """
+    chain = group_ancestor_chains(group_ids={group.pk}).get(group.pk, [group.pk])
+    modes: dict[int, dict[int, str]] = {}
+    for group_id, policy_id, mode in GroupPolicySetting.objects.filter(group_id__in=chain).values_list(
+        "group_id", "policy_id", "mode"
+    ):
+        modes.setdefault(group_id, {})[policy_id] = mode
+    verdicts = _branch_verdicts([chain], modes)
+    applied = {p for p, seen in verdicts.items() if GroupPolicySetting.Mode.APPLY in seen}
+    excluded = {p for p, seen in verdicts.items() if GroupPolicySetting.Mode.EXCLUDE in seen}
+    policies = list(
+        KeywordPolicy.objects.filter(enabled=True)
+        .filter(Q(pk__in=applied) | (Q(applies_to_everyone=True) & ~Q(pk__in=excluded)))
+        .order_by("name", "pk")
+    )
+    excluded_keywords = set(KeywordExclusion.objects.filter(group_id__in=chain).values_list("keyword_id", flat=True))
+    return policies, excluded_keywords
+
+
+def keyword_engine_for_test(*, policy: KeywordPolicy | None = None, group: MonitoringGroup | None = None):
+    """The engine the admin's "test text against policies" page scans with.
+
+    Every enabled policy by default; or one policy; or what `group`'s config holds (its policies less
+    its excluded keywords); or both (that policy, if the group gets it). Built from the database rows
+    the way the agent's config builds it, via `safeguard.policies.library.specs_for_policies`.
+    """
+    from safeguard.policies.library import specs_for_policies
+    from safeguard_agent.keywords.engine import KeywordEngine
+
+    policies = KeywordPolicy.objects.filter(enabled=True)
+    excluded_keywords: set[int] = set()
+    if group is not None:
+        group_policies, excluded_keywords = policy_list_for_group(group=group)
+        policies = policies.filter(pk__in=[p.pk for p in group_policies])
+    if policy is not None:
+        policies = policies.filter(pk=policy.pk)
+    keyword_specs, allow_specs = specs_for_policies(policies)
+    keyword_specs = [spec for spec in keyword_specs if spec.keyword_id not in excluded_keywords]
+    return KeywordEngine.build(keyword_specs, allow_specs)

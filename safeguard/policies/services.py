@@ -8,7 +8,7 @@ from typing import IO
 from django.db import transaction
 
 from safeguard.logs.services import audit_record
-from safeguard.policies.models import Keyword, KeywordPolicy, MatchKind, Severity
+from safeguard.policies.models import Keyword, KeywordExclusion, KeywordPolicy, MatchKind, Severity
 
 KEYWORD_CSV_COLUMNS = ("text", "match_kind", "severity", "enabled")
 # Limits that keep a mistaken upload (a whole database export, a binary) from tying up a worker.
@@ -246,3 +246,100 @@ def _parse_row(
         )
     )
     return []
+
+
+# --- Per-group keyword exclusions ---------------------------------------------------------------
+
+
+class KeywordExclusionError(ValueError):
+    """The exclusion was refused (no reason given, or the keyword is already excluded there)."""
+
+
+def keyword_display_text(*, keyword: Keyword) -> str:
+    """The keyword as it may appear outside the policy's own admin pages (audit rows, lists for viewers).
+
+    A term of an illegal-content policy comes from a list a school is licensed to use; it is shown
+    as its first letter and its length only, so the audit log and read-only pages never repeat it.
+    """
+    if keyword.policy.is_illegal_content:
+        return illegal_term_masked(text=keyword.text, keyword_id=keyword.pk)
+    return keyword.text
+
+
+def illegal_term_masked(*, text: str, keyword_id: int | None = None) -> str:
+    """'a' + bullets for the rest: enough to tell terms apart, not enough to read one."""
+    shown = text[:1] + "\u2022" * min(max(len(text) - 1, 1), 12)
+    return f"{shown} (illegal-content term #{keyword_id})" if keyword_id else shown
+
+
+def keyword_exclusion_create(*, group, keyword: Keyword, reason: str, created_by=None) -> KeywordExclusion:
+    """Stop monitoring `keyword` for `group` and its subgroups; the reason is required and audited."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise KeywordExclusionError("Give the reason this keyword is not monitored for the group.")
+    with transaction.atomic():
+        if KeywordExclusion.objects.filter(group=group, keyword=keyword).exists():
+            raise KeywordExclusionError(f"This keyword is already excluded for {group}.")
+        exclusion = KeywordExclusion.objects.create(group=group, keyword=keyword, reason=reason, created_by=created_by)
+        _audit_exclusion(exclusion, actor=created_by, created=True)
+    return exclusion
+
+
+def keyword_exclusion_delete(*, exclusion: KeywordExclusion, deleted_by=None) -> None:
+    """Monitor the keyword for the group again; the audit row keeps what the exclusion was and why."""
+    with transaction.atomic():
+        _audit_exclusion(exclusion, actor=deleted_by, created=False)
+        exclusion.delete()
+
+
+def _audit_exclusion(exclusion: KeywordExclusion, *, actor, created: bool) -> None:
+    keyword = exclusion.keyword
+    shown = keyword_display_text(keyword=keyword)
+    state = {
+        "group": str(exclusion.group.uuid),
+        "group_name": exclusion.group.name,
+        "policy": str(keyword.policy.uuid),
+        "keyword_id": keyword.pk,
+        "keyword": shown,
+        "reason": exclusion.reason,
+    }
+    verb = "Excluded" if created else "Monitoring again"
+    audit_record(
+        actor=actor,
+        action="policy.keyword_excluded" if created else "policy.keyword_exclusion_removed",
+        target_type="keywordexclusion",
+        target_id=str(exclusion.pk),
+        summary=f"{verb} “{shown}” ({keyword.policy.name}) for {exclusion.group.name}: {exclusion.reason}",
+        before=None if created else state,
+        after=state if created else None,
+    )
+
+
+def keyword_import_plain_file(
+    *, policy: KeywordPolicy, file: IO[bytes] | IO[str], severity: str = Severity.HIGH, imported_by=None
+) -> KeywordImportResult:
+    """Add the terms of a plain list (one per line, '#' comments) to the policy: all, or none.
+
+    Lists a school is licensed to use (the "Illegal content" policy) usually come like this. The file
+    limits and UTF-8 rule are the CSV import's; the terms go through `keyword_import_plain_list`, which
+    leaves terms already in the policy as they are. The audit row gives counts only, never the terms.
+    """
+    from safeguard.policies.library import PlainListError, keyword_import_plain_list
+
+    text = _read_text(file)
+    with transaction.atomic():
+        KeywordPolicy.objects.select_for_update().filter(pk=policy.pk).first()
+        try:
+            result = keyword_import_plain_list(policy=policy, lines=text.splitlines(), severity=severity)
+        except PlainListError as exc:
+            message = str(exc)
+            raise KeywordCsvError([CsvRowError(0, f"{message[:1].upper()}{message[1:]}.")]) from None
+        if result.created:
+            audit_record(
+                actor=imported_by,
+                action="policy.keywords_imported",
+                target=policy,
+                summary=f"Imported a plain list into {policy.name}: {result.created} created",
+                after={"created": result.created, "updated": 0, "unchanged": result.unchanged},
+            )
+    return KeywordImportResult(created=result.created, updated=0, unchanged=result.unchanged)

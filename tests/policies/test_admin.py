@@ -8,12 +8,21 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from safeguard.policies.models import ActionRule, AgentSettings, AlertRule, GroupPolicySetting, KeywordPolicy
+from safeguard.policies.models import (
+    ActionRule,
+    AgentSettings,
+    AlertRule,
+    GroupPolicySetting,
+    Keyword,
+    KeywordExclusion,
+    KeywordPolicy,
+)
 from tests.factories import (
     ActionRuleFactory,
     AlertRuleFactory,
     DeviceGroupFactory,
     GroupPolicySettingFactory,
+    KeywordExclusionFactory,
     KeywordFactory,
     KeywordPolicyFactory,
 )
@@ -31,6 +40,8 @@ OBJECT_MAKERS = {
     AgentSettings: AgentSettings.load,
     AlertRule: lambda: AlertRuleFactory(),
     ActionRule: lambda: ActionRuleFactory(),
+    Keyword: lambda: KeywordFactory(),
+    KeywordExclusion: lambda: KeywordExclusionFactory(),
 }
 # The agent settings are one row: the list opens it, and a second row cannot be added.
 SINGLETONS = {AgentSettings}
