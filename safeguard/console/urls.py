@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from safeguard.console import views, views_captures, views_exports, views_logs
+from safeguard.console import views, views_captures, views_exports, views_insight, views_logs
 
 app_name = "console"
 
@@ -23,6 +23,8 @@ urlpatterns = [
     path("exports/<uuid:job_uuid>/", views_exports.export_detail, name="export"),
     path("exports/<uuid:job_uuid>/progress", views_exports.export_progress, name="export_progress"),
     path("exports/<uuid:job_uuid>/download", views_exports.export_download, name="export_download"),
+    path("insight/", views_insight.insight_page, name="insight"),
+    path("insight/summary.pdf", views_insight.insight_summary_pdf, name="insight_summary"),
     path("thumbnails/", views.thumbnails, name="thumbnails"),
     path("thumbnails/grid", views.thumbnails_grid, name="thumbnails_grid"),
     path("devices/<uuid:device_uuid>/", views.device_detail, name="device"),
