@@ -196,6 +196,24 @@ _RUNS = re.compile(r"(.)\1*", re.DOTALL)
 _COLLAPSE = re.compile(r"(.)\1+", re.DOTALL)
 
 
+@functools.lru_cache(maxsize=1024)
+def _gap_symbols_may_fold(gap: str) -> bool:
+    """Whether the exact form might read a symbol of this run of gap characters as a letter.
+
+    Replays `normalise`'s step 2 on the run alone, taking both outside neighbours to be letters (the
+    safe guess: a wrong "may fold" only costs an exact pass). Symbols fold from a word outwards
+    ("a$$"), so a run like "!!!\n" or " :)\n" reads as a plain gap, and a plain gap needs an exact pass
+    only when a phrase could span it. Runs repeat ("!!!\n" ends every other chat line), hence the cache.
+    """
+    kinds = [1, *(2 if char in norm.SYMBOL_LEET else 0 for char in gap), 1]
+    for i, char in enumerate(gap, start=1):
+        if kinds[i] == 2:
+            if norm.symbol_folds(kinds[i - 1] == 1, kinds[i + 1] == 1, char):
+                return True
+            kinds[i] = 0
+    return False
+
+
 class _Matcher:
     """One Aho-Corasick automaton over some entries, and the two passes that use it.
 
@@ -412,6 +430,28 @@ class _Matcher:
         after = self._neighbour(text, fast, right, 1)
         return bool(before) and bool(after) and (before[-1], after[0]) in self.pairs
 
+    def _plain_gap_relevant(self, text: str, fast: str, left: int, right: int) -> bool:
+        """`_gap_relevant` for a run that holds symbols none of which reads as a letter ("funny!!!\nbut").
+
+        `_neighbour` would join the words across such a run (it reads symbols as letters), so the tokens
+        either side are read straight from the fast form here. Anything unusual about them (a MARK, a
+        symbol on their far side) answers "relevant", which only costs an exact pass.
+        """
+        before_start = fast.rfind(norm.GAP, 0, left - 1) + 1
+        after_end = fast.find(norm.GAP, right)
+        if after_end == -1:
+            after_end = len(fast) - 1
+        before = fast[before_start:left]
+        after = fast[right:after_end]
+        if (
+            norm.MARK in before
+            or norm.MARK in after
+            or text[before_start - 2 : before_start - 1] in _SYMBOLS
+            or text[after_end - 1 : after_end] in _SYMBOLS
+        ):
+            return True
+        return (_COLLAPSE.sub(r"\1", before), _COLLAPSE.sub(r"\1", after)) in self.pairs
+
     def _windows(
         self, text: str, fast: str, spots: list[int], gap_spots: list[int], symbol_spots: list[int]
     ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -438,8 +478,13 @@ class _Matcher:
             if gap_start == 0 or next_word >= len(fast):
                 continue
             gap_text = text[gap_start - 1 : next_word - 1]
-            if any(symbol in gap_text for symbol in _SYMBOLS) or self._gap_relevant(text, fast, gap_start, next_word):
-                # (A run of symbols is left to the exact pass: which of them read as letters decides the words.)
+            if any(symbol in gap_text for symbol in _SYMBOLS):
+                relevant = _gap_symbols_may_fold(gap_text) or self._plain_gap_relevant(text, fast, gap_start, next_word)
+            else:
+                relevant = self._gap_relevant(text, fast, gap_start, next_word)
+            if relevant:
+                # (A run with a symbol that may read as a letter is left to the exact pass: which of them
+                # read as letters decides the words.)
                 ranges.append((gap_start - 1, next_word))
         for group, is_symbol in ((sorted(spots), False), (sorted(symbol_spots), True)):
             last_token = -1
