@@ -160,13 +160,44 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Tests give each session its own queue so concurrent runs on one Redis never take each other's tasks.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="safeguard")
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Redis hands a task whose worker died unacknowledged to another worker after this many seconds
+# (it must exceed the longest task). Tests shorten it for a restarted worker, and give each
+# session's workers bookkeeping keys of their own (CELERY_UNACKED_KEY), as they get their own queue.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+if env.str("CELERY_UNACKED_KEY", default=""):
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        {
+            "unacked_key": env.str("CELERY_UNACKED_KEY"),
+            "unacked_index_key": env.str("CELERY_UNACKED_KEY") + "_index",
+            "unacked_mutex_key": env.str("CELERY_UNACKED_KEY") + "_mutex",
+        }
+    )
 CELERY_TIMEZONE = TIME_ZONE
 # Periodic work, run by `celery beat` (exactly one). Each app adds its own entries here.
 CELERY_BEAT_SCHEDULE = {
     # Retention (safeguard.logs.retention): nightly, when nobody is using the console.
     "retention-apply": {"task": "safeguard.logs.tasks.retention_apply", "schedule": crontab(hour=2, minute=15)},
 }
+# Alerts, escalation and offline devices: sweeps every minute. A sweep queued while no worker runs
+# expires rather than piling up: the next one does the same work.
+_EVERY_MINUTE = {"schedule": 60.0, "options": {"expires": 55}}
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Alerts of captures stored while Redis was down (safeguard.policies.followups).
+        "capture-followups-redispatch": {
+            "task": "safeguard.policies.tasks.capture_followups_redispatch",
+            **_EVERY_MINUTE,
+        },
+        # Hourly and daily alert digests, sent when due (safeguard.policies.alerts).
+        "alert-digests-send": {"task": "safeguard.policies.tasks.alert_digests_send", **_EVERY_MINUTE},
+        # Emails a worker died while sending, once their claim is stale.
+        "alert-claims-retry": {"task": "safeguard.policies.tasks.alert_claims_retry", "schedule": 300.0},
+        # Escalation of severe captures nobody opened (safeguard.policies.escalation).
+        "escalations-send-due": {"task": "safeguard.policies.tasks.escalations_send_due", **_EVERY_MINUTE},
+        # Devices gone quiet: the IT email, once per outage (safeguard.groups.offline).
+        "devices-offline-check": {"task": "safeguard.groups.tasks.devices_offline_check", **_EVERY_MINUTE},
+    }
+)
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -176,6 +207,12 @@ else:
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="safeguard@localhost")
+# Seconds an SMTP step may take before the send fails (and is retried): never wait forever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=60)
+# Alerts: screenshots larger than this are not attached (the email links to the console instead).
+SAFEGUARD_ALERT_ATTACHMENT_MAX_BYTES = env.int("SAFEGUARD_ALERT_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
+# The local hour at which daily alert digests go out.
+SAFEGUARD_DAILY_DIGEST_HOUR = env.int("SAFEGUARD_DAILY_DIGEST_HOUR", default=7)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],

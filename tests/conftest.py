@@ -16,7 +16,7 @@ from tests.factories import (
     enrolled_device,
 )
 
-pytest_plugins = ["tests.workers"]
+pytest_plugins = ["tests.workers", "tests.smtp"]
 
 
 @pytest.fixture(autouse=True)

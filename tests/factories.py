@@ -27,6 +27,8 @@ from safeguard.policies.models import (
     ActionRule,
     AlertRule,
     Category,
+    EscalationContact,
+    EscalationSettings,
     GroupPolicySetting,
     Keyword,
     KeywordPolicy,
@@ -245,6 +247,25 @@ class AlertRuleFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Alert rule {n}")
     group = factory.SubFactory(UserGroupFactory)
     min_severity = Severity.HIGH
+
+
+class EscalationSettingsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EscalationSettings
+
+    group = factory.SubFactory(UserGroupFactory)
+    minutes = 15
+    max_rounds = 3
+    min_severity = Severity.SEVERE
+
+
+class EscalationContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EscalationContact
+
+    escalation = factory.SubFactory(EscalationSettingsFactory)
+    user = factory.SubFactory(StaffUserFactory)
+    order = factory.Sequence(lambda n: n + 1)
 
 
 class ActionRuleFactory(factory.django.DjangoModelFactory):

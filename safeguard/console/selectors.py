@@ -6,7 +6,7 @@ else's pupil shows nothing more.
 """
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
@@ -15,6 +15,8 @@ from django.utils import timezone
 from safeguard.captures.models import Capture, CaptureStatus
 from safeguard.core import access
 from safeguard.groups.models import Device, GroupKind, Membership, MonitoringGroup, Person
+from safeguard.groups.offline import device_offline_since
+from safeguard.groups.offline import offline_after as device_offline_after
 from safeguard.logs.models import ActivityEvent, EventType
 from safeguard.policies.models import Severity
 
@@ -102,6 +104,9 @@ class DeviceTile:
     # The current user's name, only when the staff member may see that person or the device's
     # group (the access rule for events); else None.
     current_person: Person | None
+    # Set when the device has been silent longer than AgentSettings.offline_after_minutes: the
+    # start of the outage, shown as "Offline since …" (safeguard.groups.offline).
+    offline_since: datetime | None = None
 
 
 def device_tiles_for_staff(
@@ -127,13 +132,16 @@ def device_tiles_for_staff(
         .values_list("person_id")
         .annotate(n=Count("pk"))
     )
-    cutoff = timezone.now() - offline_after()
+    now = timezone.now()
+    cutoff = now - offline_after()
+    flag_after = device_offline_after()
     return [
         DeviceTile(
             device=device,
             alert_count=alerts.get(device.current_person_id, 0),
             online=bool(device.last_seen_at and device.last_seen_at >= cutoff),
             current_person=device.current_person,
+            offline_since=device_offline_since(device=device, now=now, after=flag_after),
         )
         for device in devices_list
     ]

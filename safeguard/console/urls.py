@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from safeguard.console import views, views_captures, views_exports, views_insight, views_logs
+from safeguard.console import views, views_alerts, views_captures, views_exports, views_insight, views_logs
 
 app_name = "console"
 
@@ -39,4 +39,6 @@ urlpatterns = [
     path("confide/<uuid:report_uuid>/notes", views.confide_note_add, name="confide_note_add"),
     path("assistance/", views.assistance_notifications, name="assistance_notifications"),
     path("assistance/<uuid:request_uuid>/acknowledge", views.assistance_acknowledge, name="assistance_acknowledge"),
+    path("alerts/", views_alerts.alert_rules, name="alerts"),
+    path("alerts/<uuid:rule_uuid>/delete", views_alerts.alert_rule_delete, name="alert_delete"),
 ]

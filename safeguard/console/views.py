@@ -27,6 +27,7 @@ from safeguard.console.context import console_context
 from safeguard.core import access
 from safeguard.core.media import serve_protected_file
 from safeguard.groups.models import CommandType
+from safeguard.groups.offline import device_offline_since, offline_after
 from safeguard.groups.services import device_command_request
 from safeguard.policies.models import AgentSettings
 
@@ -123,7 +124,9 @@ def device_detail(request: HttpRequest, device_uuid) -> HttpResponse:
     device = access.get_or_404(access.visible_devices(request.user).select_related("current_person"), uuid=device_uuid)
     activity = selectors.device_activity_for_staff(user=request.user, device=device)
     can_record = access.visible_devices(request.user, "view_recordings").filter(pk=device.pk).exists()
-    online = bool(device.last_seen_at and device.last_seen_at >= timezone.now() - selectors.offline_after())
+    now = timezone.now()
+    online = bool(device.last_seen_at and device.last_seen_at >= now - selectors.offline_after())
+    offline_since = device_offline_since(device=device, now=now, after=offline_after())
     sections = [(event_type, label, activity.recent[event_type]) for event_type, label in selectors.ACTIVITY_SECTIONS]
     return render(
         request,
@@ -135,6 +138,7 @@ def device_detail(request: HttpRequest, device_uuid) -> HttpResponse:
             "sections": sections,
             "can_record": can_record,
             "online": online,
+            "offline_since": offline_since,
             "recording_seconds": AgentSettings.load().recording_seconds or 30,
         },
     )

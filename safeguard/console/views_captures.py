@@ -27,6 +27,7 @@ from safeguard.captures.services import (
 from safeguard.console.context import console_context
 from safeguard.console.forms import AssignForm, LogFilterForm, MoveForm, NoteForm, StatusForm
 from safeguard.core.media import serve_protected_file
+from safeguard.policies.escalation import capture_record_view
 
 CAPTURES_PER_PAGE = 50
 
@@ -176,6 +177,8 @@ def _detail_context(request: HttpRequest, capture: Capture) -> dict:
 @require_GET
 def capture_detail(request: HttpRequest, capture_uuid) -> HttpResponse:
     capture = selectors.capture_get_for_staff(user=request.user, capture_uuid=capture_uuid)
+    # Opening the page stops the capture's escalation (safeguard.policies.escalation).
+    capture_record_view(capture=capture, user=request.user)
     context = console_context(request, area="captures", group_url="/console/captures/")
     return render(request, "console/captures_detail.html", {**context, **_detail_context(request, capture)})
 

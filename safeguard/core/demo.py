@@ -49,6 +49,8 @@ DEMO_PASSWORD = "safeguard-demo"  # noqa: S105 - the published password of the d
 DOMAIN = "HILLSIDE"
 EMAIL_DOMAIN = "hillside-school.example"
 ENROLMENT_LABEL = "Demo: IT Suite 1"
+DEMO_LEAD_EMAIL = "lead@demo.school"
+DEMO_ALERT_RULE = "Severe captures anywhere: email the safeguarding lead"
 RANDOM_SEED = 20240901
 
 # Every demo UUID is derived from this namespace and a stable name, so a rerun finds its rows.
@@ -495,6 +497,7 @@ def seed_demo() -> SeedResult:
         devices = _seed_devices(result, groups, people, _rng("devices"))
         _seed_staff_access(result, groups, staff)
         _seed_rules(result, groups, staff)
+        _seed_demo_alert_rule(result, staff)
         _seed_agent_settings(result)
         _seed_events(result, devices, people, _rng("events"))
         _seed_captures(result, devices, people, staff, _rng("captures"))
@@ -508,17 +511,26 @@ def seed_demo() -> SeedResult:
 # --- accounts, groups, people, devices ------------------------------------------------------------
 
 
+def _staff_email(username: str, first: str, last: str) -> str:
+    # The demo alert rule emails the lead: an address the issue names, easy to spot in the console log.
+    return DEMO_LEAD_EMAIL if username == "lead" else f"{first[0].lower()}.{last.lower()}@{EMAIL_DOMAIN}"
+
+
 def _seed_staff(result: SeedResult) -> dict[str, object]:
     user_model = get_user_model()
     staff = {}
     for username, first, last, _account, _role in STAFF:
         user = user_model.objects.filter(username=username).first()
+        if user is not None and username == "lead" and user.email != DEMO_LEAD_EMAIL:
+            # A demo database seeded before the alert rule existed: give the lead the rule's address.
+            user_model.objects.filter(pk=user.pk).update(email=DEMO_LEAD_EMAIL)
+            user.email = DEMO_LEAD_EMAIL
         if user is None:
             user = user_model(
                 username=username,
                 first_name=first,
                 last_name=last,
-                email=f"{first[0].lower()}.{last.lower()}@{EMAIL_DOMAIN}",
+                email=_staff_email(username, first, last),
                 is_staff=username == "admin",
                 is_superuser=username == "admin",
             )
@@ -656,6 +668,23 @@ def _seed_rules(result: SeedResult, groups, staff) -> None:
             },
         )
         result.count("action rules", int(created))
+
+
+def _seed_demo_alert_rule(result: SeedResult, staff) -> None:
+    """Severe captures in any group email the lead at once: a rule with no group covers the whole school.
+
+    Demo captures are written directly, so they send nothing; a capture from an enrolled agent
+    does (in the embedded mode the email is printed to the terminal).
+    """
+    rule, created = AlertRule.objects.get_or_create(
+        name=DEMO_ALERT_RULE,
+        group=None,
+        owner=None,
+        defaults={"min_severity": Severity.SEVERE, "digest": AlertRule.Digest.IMMEDIATE},
+    )
+    if created:
+        rule.recipients.add(staff["lead"])
+        result.count("alert rules")
 
 
 def _seed_agent_settings(result: SeedResult) -> None:

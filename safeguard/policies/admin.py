@@ -26,6 +26,8 @@ from safeguard.policies.models import (
     ActionRule,
     AgentSettings,
     AlertRule,
+    EscalationContact,
+    EscalationSettings,
     GroupPolicySetting,
     Keyword,
     KeywordExclusion,
@@ -430,6 +432,7 @@ class AgentSettingsAdmin(admin.ModelAdmin):
         ),
         ("Confide", {"fields": ["confide_desktop_button"]}),
         ("Disable PIN", {"fields": ["pin_status", "new_pin", "clear_pin"]}),
+        ("Offline devices", {"fields": ["offline_after_minutes", "offline_alert_addresses"]}),
     ]
     readonly_fields = ["pin_status"]
 
@@ -463,6 +466,26 @@ class AlertRuleAdmin(admin.ModelAdmin):
         if db_field.name == "recipients":
             kwargs["queryset"] = get_user_model().objects.filter(is_active=True).order_by("username")
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class EscalationContactInline(admin.TabularInline):
+    model = EscalationContact
+    fields = ["order", "user"]
+    autocomplete_fields = ["user"]
+    extra = 1
+    verbose_name_plural = "contacts, emailed one per round in this order"
+
+
+@admin.register(EscalationSettings)
+class EscalationSettingsAdmin(admin.ModelAdmin):
+    """A group's escalation: severe captures nobody opens are emailed to the next contact (policies.escalation)."""
+
+    list_display = ["group", "min_severity", "minutes", "max_rounds", "enabled"]
+    list_filter = ["enabled", "min_severity"]
+    search_fields = ["group__name"]
+    autocomplete_fields = ["group"]
+    list_select_related = ["group"]
+    inlines = [EscalationContactInline]
 
 
 @admin.register(ActionRule)

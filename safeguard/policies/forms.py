@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib.auth.hashers import make_password
+from django.core.validators import validate_email
 from django.forms.models import BaseInlineFormSet
 
 from safeguard.groups.models import GroupKind, MonitoringGroup
@@ -143,7 +144,31 @@ class AgentSettingsForm(forms.ModelForm):
             "config_refresh_seconds",
             "recording_seconds",
             "confide_desktop_button",
+            "offline_after_minutes",
+            "offline_alert_addresses",
         ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Left empty, the current value stays (forms posted before this setting existed still save).
+        self.fields["offline_after_minutes"].required = False
+
+    def clean_offline_after_minutes(self) -> int:
+        value = self.cleaned_data.get("offline_after_minutes")
+        return self.instance.offline_after_minutes if value is None else value
+
+    def clean_offline_alert_addresses(self) -> str:
+        lines = [line.strip() for line in self.cleaned_data.get("offline_alert_addresses", "").splitlines()]
+        lines = [line for line in lines if line]
+        invalid = []
+        for line in lines:
+            try:
+                validate_email(line)
+            except forms.ValidationError:
+                invalid.append(line)
+        if invalid:
+            raise forms.ValidationError(f"Not an email address: {', '.join(invalid)}. Write one address per line.")
+        return "\n".join(lines)
 
     def clean(self):
         cleaned = super().clean()

@@ -371,14 +371,14 @@ class AlertDelivery(PublicIdModel):
     address = models.EmailField(max_length=254, help_text="Lower-cased.")
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     mode = models.CharField(max_length=16, choices=Mode.choices)
-    throttled = models.BooleanField(default=False, help_text="Meant to go at once, but the throttle sent it to a digest.")
+    throttled = models.BooleanField(
+        default=False, help_text="Meant to go at once, but the throttle sent it to a digest."
+    )
     decided_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices)
     digest_frequency = models.CharField(max_length=8, choices=DigestFrequency.choices, blank=True)
     digest_due_at = models.DateTimeField(null=True, blank=True)
-    digest = models.ForeignKey(
-        AlertDigest, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
-    )
+    digest = models.ForeignKey(AlertDigest, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
     claimed_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=64, blank=True, help_text="The task that claimed it.")
     sent_at = models.DateTimeField(null=True, blank=True)

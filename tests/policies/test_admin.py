@@ -12,6 +12,7 @@ from safeguard.policies.models import (
     ActionRule,
     AgentSettings,
     AlertRule,
+    EscalationSettings,
     GroupPolicySetting,
     Keyword,
     KeywordExclusion,
@@ -21,6 +22,7 @@ from tests.factories import (
     ActionRuleFactory,
     AlertRuleFactory,
     DeviceGroupFactory,
+    EscalationContactFactory,
     GroupPolicySettingFactory,
     KeywordExclusionFactory,
     KeywordFactory,
@@ -40,6 +42,7 @@ OBJECT_MAKERS = {
     AgentSettings: AgentSettings.load,
     AlertRule: lambda: AlertRuleFactory(),
     ActionRule: lambda: ActionRuleFactory(),
+    EscalationSettings: lambda: EscalationContactFactory().escalation,
     Keyword: lambda: KeywordFactory(),
     KeywordExclusion: lambda: KeywordExclusionFactory(),
 }
