@@ -1,6 +1,7 @@
 """Writes for captures and recordings: ingestion from agents and the screenshot preview."""
 
 import io
+import logging
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -20,6 +21,8 @@ from safeguard.core.api import ApiError, field_error
 from safeguard.groups.models import Device
 from safeguard.groups.services import device_touch, person_get_or_create
 from safeguard.policies.models import Keyword, KeywordPolicy
+
+logger = logging.getLogger(__name__)
 
 # The console's capture list shows screenshots at about this width; the full image opens on demand.
 PREVIEW_WIDTH = 480
@@ -103,6 +106,7 @@ def capture_ingest(
             capture.save(force_insert=True)
             device_touch(device=device)
             transaction.on_commit(partial(_fire_make_preview, capture.pk), robust=True)
+            transaction.on_commit(lambda: capture_dispatch_followups(capture), robust=True)
     except IntegrityError:
         _delete_quietly(storage, capture.screenshot.name)
         existing = Capture.objects.filter(uuid=metadata["id"]).only("pk", "uuid", "device_id", "status").first()
@@ -118,7 +122,39 @@ def capture_ingest(
 def _fire_make_preview(capture_id: int) -> None:
     from safeguard.captures.tasks import capture_make_preview
 
-    capture_make_preview.delay(capture_id)
+    try:
+        capture_make_preview.delay(capture_id)
+    except Exception:
+        # The broker is down: the capture is stored and answered; it shows without a preview. (Not
+        # left to on_commit(robust=True): Django's log line there fails on a partial, raising into the request.)
+        logger.exception("Could not enqueue the preview of capture %s", capture_id)
+
+
+def capture_dispatch_followups(capture: Capture) -> None:
+    """Enqueue the follow-up work of a newly stored capture; fired once, after its commit.
+
+    One place for everything a new capture sets off in the background (email alerts, action
+    rules, ...): each entry is a task taking the capture's id. Each is enqueued on its own, so a
+    broker hiccup for one does not stop the others; every task is idempotent (it claims its work
+    with a unique row or a conditional update), so a redelivery does nothing twice.
+    """
+    from safeguard.captures import tasks
+    from safeguard.policies import tasks as policy_tasks
+    from safeguard.policies.followups import capture_followups_record
+
+    followups = [
+        tasks.action_rules_evaluate,  # safeguard.policies.actions: watch-group moves, staff notices
+        policy_tasks.capture_alerts_send,  # safeguard.policies.alerts: email alerts and digests
+    ]
+    dispatched = True
+    for task in followups:
+        try:
+            task.delay(capture.pk)
+        except Exception:  # the broker is down: log it; the capture itself is safely stored
+            dispatched = False
+            logger.exception("Could not enqueue %s for capture %s", task.name, capture.pk)
+    # Remembered either way: a beat task dispatches again what did not reach the broker.
+    capture_followups_record(capture_id=capture.pk, dispatched=dispatched)
 
 
 def capture_make_preview(*, capture_id: int) -> bool:
