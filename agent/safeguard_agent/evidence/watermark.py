@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import socket
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +39,11 @@ BORDER_RGBA = (255, 255, 255, 150)  # delimits the panel on a black desktop
 TEXT_RGBA = (255, 255, 255, 255)
 OUTLINE_RGBA = (0, 0, 0, 255)
 ELLIPSIS = "…"
+
+
+# The cached fonts are shared by every thread, and a FreeType face must not be used by two at once
+# (two captures can be watermarked at the same moment).
+_FONT_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -111,10 +117,11 @@ class Watermark:
     def apply_watermark(self, image: Image.Image) -> Image.Image:
         """A copy of `image` (as RGB) with the block drawn in its top-right corner."""
         base = image.convert("RGB") if image.mode != "RGB" else image.copy()
-        layout = _layout(self.lines(), base.width, base.height)
-        if layout is None:
-            return base
-        box, overlay = _render(layout)
+        with _FONT_LOCK:
+            layout = _layout(self.lines(), base.width, base.height)
+            if layout is None:
+                return base
+            box, overlay = _render(layout)
         region = base.crop(box).convert("RGBA")
         region.alpha_composite(overlay)
         base.paste(region.convert("RGB"), box[:2])
