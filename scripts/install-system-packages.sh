@@ -11,6 +11,7 @@ PACKAGES=(
   xdotool        # types keystrokes into a real X window
   xterm          # the window the agent watches
   x11-utils      # xwininfo/xprop, to wait for windows
+  trayer         # a system tray host on Xvfb, for the agent's tray icon test
   cups           # a private cupsd the agent's print-logging tests print to (agent/tests/test_printing.py)
   cups-client    # lp, lpstat, lpadmin, cancel, cupsenable/cupsdisable for those tests
   x11-xserver-utils  # xsetroot, to paint a known screen for the screenshot/recording tests

@@ -376,6 +376,7 @@ class AssistanceDialog(_Dialog):
         self.message.bind("<Control-Return>", lambda event: (self.send(), "break")[1])
         self._status_line(3)
         self._centre()
+        self.message.focus_set()
 
     def set_message(self, text: str) -> None:
         self.message.delete("1.0", "end")

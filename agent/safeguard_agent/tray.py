@@ -297,6 +297,51 @@ def build_icon(menu: TrayMenu) -> Any:
     return pystray.Icon("safeguard-agent", icon_image(), f"Safeguard {__version__}", menu=pystray.Menu(*items))
 
 
+def _enable_clicks(icon: Any) -> None:
+    """pystray 0.19's plain X11 backend never selects button presses on its icon window, so a click
+    would never reach it (and that backend has no menu either). Ask the X server for them, so a click
+    opens the panel of buttons. Other backends handle clicks themselves."""
+    if type(icon).__module__ != "pystray._xorg":
+        return
+    window, connection = getattr(icon, "_window", None), getattr(icon, "_display", None)
+    if window is None or connection is None:
+        return
+    from Xlib import X
+
+    window.change_attributes(event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask)
+    connection.flush()
+
+
+def icon_docked(icon: Any) -> bool | None:
+    """X11 only: whether the icon's window sits inside a tray (its parent is not the root window)."""
+    window = getattr(icon, "_window", None)
+    if type(icon).__module__ != "pystray._xorg" or window is None:
+        return None
+    from Xlib import display
+
+    connection = display.Display()
+    try:
+        tree = connection.create_resource_object("window", window.id).query_tree()
+        return tree.parent.id != tree.root.id
+    except Exception:  # the window is gone (the icon stopped)
+        return False
+    finally:
+        connection.close()
+
+
+def _keep_docked(icon: Any, stop: threading.Event, every: float = 3.0) -> None:
+    """Dock again when the X11 icon is not in a tray although one exists: a dock request sent while
+    the tray host was still starting is lost, and a tray host that restarts forgets its icons."""
+    while not stop.wait(every):
+        try:
+            if icon_docked(icon) is False and system_tray_available()[0]:
+                log.info("Docking the tray icon again.")
+                icon.visible = False
+                icon.visible = True
+        except Exception as error:
+            log.debug("re-docking failed: %s", error)
+
+
 def run_tray(agent: Agent, *, block: bool = True, menu: TrayMenu | None = None) -> bool:
     """Show the tray icon (and the desktop button when enabled). Returns False where there is no tray.
 
@@ -316,6 +361,11 @@ def run_tray(agent: Agent, *, block: bool = True, menu: TrayMenu | None = None) 
     except Exception as error:  # pystray raises Xlib errors (not ImportError) without a display
         log.warning("The tray icon cannot be shown (%s: %s): running without it.", type(error).__name__, error)
         return False
+    _enable_clicks(icon)
+    if type(icon).__module__ == "pystray._xorg":
+        threading.Thread(
+            target=_keep_docked, args=(icon, agent.stop_requested), name="safeguard-tray-dock", daemon=True
+        ).start()
     dock_failure = _DockFailure()
     for name in ("pystray", "pystray._base", "pystray._xorg"):
         logging.getLogger(name).addFilter(dock_failure)
@@ -329,6 +379,9 @@ def run_tray(agent: Agent, *, block: bool = True, menu: TrayMenu | None = None) 
 
         icon.run(setup=stop_with_agent)
     else:
-        icon.run_detached()
-        icon.visible = True
+        # Not run_detached(): pystray 0.19's X11 backend starts a second setup thread there that
+        # never ends and keeps the process from exiting.
+        threading.Thread(
+            target=icon.run, kwargs={"setup": lambda icon: setattr(icon, "visible", True)}, daemon=True
+        ).start()
     return True
