@@ -665,3 +665,28 @@ def test_killed_mid_send_the_redelivered_task_sends_exactly_one_email(
             if leftovers:
                 client.delete(*leftovers)
             client.close()
+
+
+# --- the demo ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_demo_rule_emails_the_demo_lead_about_a_severe_capture_anywhere_once(smtp, settings, tmp_path):
+    from safeguard.core.demo import DEMO_LEAD_EMAIL, seed_demo
+    from safeguard.groups.models import Person
+
+    seed_demo()
+    pupil = Person.objects.get(display_name="Amelia Jones")  # Year 9
+    watched = Person.objects.get(display_name="Poppy Walker")  # Year 9 and the Watch Group
+    ungrouped = PersonFactory()  # in no group: no member of staff may see them, so nobody is emailed
+
+    for person in (pupil, watched, ungrouped):
+        capture = CaptureFactory(person=person, keyword=KeywordFactory(severity=Severity.SEVERE))
+        capture_alerts_send(capture_id=capture.pk)
+    capture_alerts_send(capture_id=CaptureFactory(person=pupil, keyword=KeywordFactory(severity="medium")).pk)
+
+    assert DEMO_LEAD_EMAIL == "lead@demo.school"
+    # Year 9's own demo rule names the lead too: one email per capture all the same.
+    assert [m.recipients for m in smtp.messages] == [["lead@demo.school"], ["lead@demo.school"]]
+    rule = AlertRule.objects.get(group=None)
+    assert {d.capture.person for d in deliveries(rule=rule)} == {pupil, watched}
