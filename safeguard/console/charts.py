@@ -43,6 +43,7 @@ _MARKERS = (
 _HEAT = ("#f7fbff", "#c6dbef", "#9ecae1", "#6baed6", "#3182bd", "#08519c")
 
 WIDTH = 720
+_LEGEND_PER_ROW = 3
 FONT = 11
 
 
@@ -76,7 +77,8 @@ def _patterns(cid: str, count: int) -> str:
     defs = []
     for k in range(count):
         colour = PALETTE[k % len(PALETTE)]
-        overlay = _PATTERNS[k % len(_PATTERNS)]
+        # Past eight series the colours repeat: shift the pattern so no two series look alike.
+        overlay = _PATTERNS[(k + k // len(PALETTE)) % len(_PATTERNS)]
         defs.append(
             f'<pattern id="{cid}-p{k}" patternUnits="userSpaceOnUse" width="8" height="8">'
             f'<rect width="8" height="8" fill="{colour}"/>{overlay}</pattern>'
@@ -86,9 +88,9 @@ def _patterns(cid: str, count: int) -> str:
 
 def _legend(cid: str, names: Sequence[str], *, top: int, patterned: bool = True, markers: bool = False) -> str:
     parts = [f'<g class="chart-legend" transform="translate(0,{top})">']
-    per_row = 4
+    per_row = _LEGEND_PER_ROW
     for k, name in enumerate(names):
-        x = 44 + (k % per_row) * 168
+        x = 44 + (k % per_row) * 224
         y = (k // per_row) * 18
         if markers:
             colour = PALETTE[k % len(PALETTE)]
@@ -107,7 +109,7 @@ def _legend(cid: str, names: Sequence[str], *, top: int, patterned: bool = True,
 
 
 def _legend_height(count: int) -> int:
-    return 0 if count == 0 else 18 * math.ceil(count / 4) + 6
+    return 0 if count == 0 else 18 * math.ceil(count / _LEGEND_PER_ROW) + 6
 
 
 def _y_axis(parts: list[str], *, top_value: int, left: int, right: int, top: int, bottom: int) -> None:

@@ -543,3 +543,37 @@ def test_format_duration():
     assert insight.format_duration(45 * 60) == "45 min"
     assert insight.format_duration(3 * 3600 + 20 * 60) == "3 h 20 min"
     assert insight.format_duration(50 * 3600) == "2 d 2 h"
+
+
+# --- The SVG charts ----------------------------------------------------------------------------------
+
+
+def test_stacked_bars_are_accessible_patterned_and_labelled():
+    from safeguard.console import charts
+
+    svg = charts.stacked_bar_chart(
+        chart_id="t", title="By <category>", labels=["01 Jul", "02 Jul"], series=[("A & B", [2, 0]), ("C", [1, 5])]
+    )
+    assert svg.startswith("<svg") and 'role="img"' in svg and 'aria-label="By &lt;category&gt;"' in svg
+    assert "<title id=\"t-title\">By &lt;category&gt;</title>" in svg
+    assert "<desc id=\"t-desc\">8 in all over 2 periods; highest 5 (02 Jul). A &amp; B: 2; C: 6</desc>" in svg
+    assert svg.count('class="chart-bar"') == 3  # zero segments are not drawn
+    assert 'fill="url(#t-p0)"' in svg and 'fill="url(#t-p1)"' in svg and "<pattern" in svg
+    assert ">3</text>" in svg and ">5</text>" in svg  # totals printed above the bars
+    assert "style=" not in svg and "<script" not in svg
+
+
+def test_bar_line_and_heatmap_print_their_values():
+    from safeguard.console import charts
+
+    bars = charts.bar_chart(chart_id="b", title="Top", rows=[("loser", 3), ("<b>", 1)], unit="%")
+    assert bars.count('class="chart-bar"') == 2 and ">3%</text>" in bars and "&lt;b&gt;" in bars
+    line = charts.line_chart(chart_id="l", title="Confide", labels=["a", "b"], series=[("Named", [0, 2])])
+    assert "<polyline" in line and ">2</text>" in line and 'role="img"' in line
+    heat = charts.heatmap(chart_id="h", title="Heat", row_labels=["Mon"], col_labels=["00", "01"], cells=[[0, 7]])
+    assert heat.count('class="chart-cell"') == 2 and ">7</text>" in heat
+    assert "busiest Mon 01 with 7" in heat
+    empty = charts.bar_chart(chart_id="e", title="None", rows=[])
+    assert "Nothing in this range." in empty
+    for svg in (bars, line, heat, empty):
+        assert "style=" not in svg
