@@ -99,6 +99,17 @@ def test_putting_the_same_id_twice_keeps_one_item(outbox):
     assert outbox.depth() == 1
 
 
+def test_put_many_adds_a_burst_in_one_transaction_and_skips_known_ids(outbox):
+    first = event(0)
+    outbox.put("event", first, item_id=first["id"])
+    burst = [(e["id"], e) for e in (event(n) for n in range(1, 800))]
+    assert outbox.put_many("event", [(first["id"], first), *burst]) == 799
+    assert outbox.depth() == 800
+    assert [item.id for item in outbox.peek("event", limit=1000)] == [first["id"]] + [i for i, _ in burst]
+    with pytest.raises(ValueError):
+        outbox.put_many("thumbnail", [])
+
+
 def test_unknown_kind_is_refused(outbox):
     with pytest.raises(ValueError, match="unknown outbox kind"):
         outbox.put("keystrokes", {})
