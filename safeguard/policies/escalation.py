@@ -22,6 +22,7 @@ start escalating: switching escalation on does not email about last week's captu
 """
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -129,7 +130,8 @@ def _send_round(escalation_round: EscalationRound, capture: Capture, settings_ro
         capture=capture,
         to=escalation_round.address,
         kind="escalation",
-        key=f"{capture.uuid}.{escalation_round.group_id}.{escalation_round.round}",
+        # Opaque but fixed per (capture, group, round): internal ids stay out of mail headers.
+        key=uuid.uuid5(capture.uuid, f"escalation/{escalation_round.group_id}/{escalation_round.round}"),
         subject_prefix="ESCALATION:",
         intro=_intro(escalation_round.round, settings_row),
     )
