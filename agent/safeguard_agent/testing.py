@@ -238,6 +238,7 @@ def find_window(title: str, *, env: dict[str, str] | None = None, timeout: float
     output = _xdotool(
         "search",
         "--sync",
+        "--onlyvisible",  # mapped: focusing a window that exists but is not yet mapped fails (BadMatch)
         "--limit",
         "1",
         "--name",
