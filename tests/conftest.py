@@ -46,6 +46,22 @@ def _eager_celery(request):
     celery_app.conf.task_always_eager = previous
 
 
+def pytest_generate_tests(metafunc):
+    """Run an app's AdminPagesContract tests once per model the app registers in the admin."""
+    if "admin_model" in metafunc.fixturenames and metafunc.cls is not None:
+        from tests.admin_pages import registered_models
+
+        models = registered_models(metafunc.cls.app_label)
+        metafunc.parametrize("admin_model", models, ids=[m._meta.model_name for m in models])
+
+
+@pytest.fixture
+def superuser_client(client, cast):
+    """A test client logged in as the cast's superuser."""
+    client.force_login(cast.admin)
+    return client
+
+
 def device_api_client(token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Device {token}")

@@ -2,13 +2,11 @@
 
 from datetime import timedelta
 
-import pytest
 from django.conf import settings
-from django.contrib import admin
-from django.urls import reverse
 from django.utils import timezone
 
 from safeguard.captures.models import ActionRuleFiring, Capture, CaptureNote, CaptureStatus, ExportJob, Recording
+from tests.admin_pages import AdminPagesContract, admin_url
 from tests.factories import (
     ActionRuleFiringFactory,
     CaptureFactory,
@@ -17,11 +15,6 @@ from tests.factories import (
     KeywordFactory,
     PersonFactory,
     RecordingFactory,
-)
-
-REGISTERED = sorted(
-    (model for model in admin.site._registry if model._meta.app_label == "captures"),
-    key=lambda m: m._meta.model_name,
 )
 
 # One saved object of each registered model. A newly registered model without an entry fails
@@ -38,39 +31,10 @@ OBJECT_MAKERS = {
 ADD_DISABLED = {Capture, CaptureNote, Recording, ExportJob, ActionRuleFiring}
 
 
-def admin_url(model, view: str, *args) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
-
-
-@pytest.fixture
-def superuser_client(client, cast):
-    client.force_login(cast.admin)
-    return client
-
-
-def test_every_registered_model_is_covered():
-    assert set(REGISTERED) == set(OBJECT_MAKERS)
-
-
-@pytest.mark.parametrize("model", REGISTERED, ids=lambda m: m._meta.model_name)
-def test_changelist_loads_with_a_row(superuser_client, model):
-    OBJECT_MAKERS[model]()
-    response = superuser_client.get(admin_url(model, "changelist"))
-    assert response.status_code == 200
-    assert response.context["cl"].result_count >= 1
-
-
-@pytest.mark.parametrize("model", REGISTERED, ids=lambda m: m._meta.model_name)
-def test_add_page_loads_or_is_refused_on_purpose(superuser_client, model):
-    response = superuser_client.get(admin_url(model, "add"))
-    assert response.status_code == (403 if model in ADD_DISABLED else 200)
-
-
-@pytest.mark.parametrize("model", REGISTERED, ids=lambda m: m._meta.model_name)
-def test_change_page_loads(superuser_client, model):
-    obj = OBJECT_MAKERS[model]()
-    response = superuser_client.get(admin_url(model, "change", obj.pk))
-    assert response.status_code == 200
+class TestAdminPages(AdminPagesContract):
+    app_label = "captures"
+    object_makers = OBJECT_MAKERS
+    add_disabled = frozenset(ADD_DISABLED)
 
 
 def test_capture_pages_never_link_the_screenshot(superuser_client, cast):
