@@ -148,8 +148,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 2
     _configure_logging(directory, args.log_level)
-    from safeguard_agent.runtime import Agent
+    from safeguard_agent.runtime import Agent, tune_memory
 
+    tune_memory()  # before any thread starts
     agent = Agent(directory, enrolment=enrolment)
 
     def request_stop(signum, frame) -> None:
