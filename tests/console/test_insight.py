@@ -555,8 +555,8 @@ def test_stacked_bars_are_accessible_patterned_and_labelled():
         chart_id="t", title="By <category>", labels=["01 Jul", "02 Jul"], series=[("A & B", [2, 0]), ("C", [1, 5])]
     )
     assert svg.startswith("<svg") and 'role="img"' in svg and 'aria-label="By &lt;category&gt;"' in svg
-    assert "<title id=\"t-title\">By &lt;category&gt;</title>" in svg
-    assert "<desc id=\"t-desc\">8 in all over 2 periods; highest 5 (02 Jul). A &amp; B: 2; C: 6</desc>" in svg
+    assert '<title id="t-title">By &lt;category&gt;</title>' in svg
+    assert '<desc id="t-desc">8 in all over 2 periods; highest 5 (02 Jul). A &amp; B: 2; C: 6</desc>' in svg
     assert svg.count('class="chart-bar"') == 3  # zero segments are not drawn
     assert 'fill="url(#t-p0)"' in svg and 'fill="url(#t-p1)"' in svg and "<pattern" in svg
     assert ">3</text>" in svg and ">5</text>" in svg  # totals printed above the bars
