@@ -710,7 +710,10 @@ class Agent:
     def _run_command(self, command: dict[str, Any]) -> None:
         self.last_commands.append(command)
         kind, command_id = command.get("type"), command.get("id")
-        if kind == "record_screen" and command_id:
+        if kind == "record_screen" and command_id and self.paused:
+            # Staff paused monitoring with the PIN (an exam, a private conversation): that wins.
+            log.warning("Command %s: not recording the screen, monitoring is paused.", command_id)
+        elif kind == "record_screen" and command_id:
             params = command.get("params") or {}
             try:
                 seconds = float(params.get("seconds") or self.settings.get("recording_seconds") or 30)

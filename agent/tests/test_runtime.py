@@ -330,6 +330,21 @@ def test_a_record_screen_command_uploads_an_on_demand_recording(display, make_ag
     assert parts["recording"][1][4:8] == b"ftyp"
 
 
+def test_a_record_screen_command_is_not_carried_out_during_a_pause(make_agent, server, caplog):
+    command_id = str(uuid.uuid4())
+    server.on(
+        "POST",
+        API + "heartbeat",
+        Reply(200, {"commands": [{"id": command_id, "type": "record_screen", "params": {"seconds": 1}}], "groups": []}),
+    )
+    agent = make_agent()
+    agent.pause_until(datetime.now(UTC) + timedelta(minutes=10))
+    assert agent.heartbeat_once() is True
+    assert agent.outbox.depth("recording") == 0
+    assert not agent._workers
+    assert "monitoring is paused" in caplog.text
+
+
 def test_thumbnails_are_sent_every_interval(display, make_agent, server):
     server.on("GET", API + "config", Reply(200, config(thumbnail_interval_seconds=1), {"ETag": '"v1"'}))
     agent = make_agent(evidence=True)
