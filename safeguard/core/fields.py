@@ -16,7 +16,7 @@ class AgentTimestampField(serializers.DateTimeField):
     }
 
     def to_internal_value(self, value) -> datetime:
-        if isinstance(value, str) and not _has_zone(value):
+        if isinstance(value, str) and not has_time_zone(value):
             self.fail("naive")
         parsed = super().to_internal_value(value)
         skew = settings.SAFEGUARD_MAX_FUTURE_SKEW_SECONDS
@@ -25,7 +25,8 @@ class AgentTimestampField(serializers.DateTimeField):
         return parsed
 
 
-def _has_zone(value: str) -> bool:
+def has_time_zone(value: str) -> bool:
+    """Whether an ISO-8601 time string carries a zone (Z or an offset): naive times are ambiguous."""
     text = value.strip()
     if text.endswith(("Z", "z")):
         return True

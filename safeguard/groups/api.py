@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from safeguard.core.authentication import DeviceAPIMixin
-from safeguard.core.fields import OSUsernameField, _has_zone
+from safeguard.core.fields import OSUsernameField, has_time_zone
 from safeguard.core.schema import (
     BAD_REQUEST,
     DEVICE_ERROR_RESPONSES,
@@ -119,7 +119,7 @@ class ZonedDateTimeField(serializers.DateTimeField):
     """An ISO-8601 time that must carry a zone offset; unlike AgentTimestampField it may be in the future."""
 
     def to_internal_value(self, value):
-        if isinstance(value, str) and not _has_zone(value):
+        if isinstance(value, str) and not has_time_zone(value):
             raise serializers.ValidationError("must include a time zone offset")
         return super().to_internal_value(value)
 
