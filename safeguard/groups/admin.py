@@ -64,34 +64,32 @@ def save_formset_recording_adder(request: HttpRequest, formset) -> None:
     formset.save_m2m()
 
 
-class RevokedFilter(admin.SimpleListFilter):
-    title = "revoked"
-    parameter_name = "revoked"
+class IsSetFilter(admin.SimpleListFilter):
+    """A yes/no filter on whether a nullable field is set; subclasses name the field and the two choices."""
+
+    field = ""
+    set_label = ""
+    unset_label = ""
 
     def lookups(self, request, model_admin):
-        return [("no", "Active"), ("yes", "Revoked")]
+        return [("yes", self.set_label), ("no", self.unset_label)]
 
     def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(revoked_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(revoked_at__isnull=True)
+        if self.value() in ("yes", "no"):
+            return queryset.filter(**{f"{self.field}__isnull": self.value() == "no"})
         return queryset
 
 
-class PersonalGroupFilter(admin.SimpleListFilter):
-    title = "personal"
-    parameter_name = "personal"
+class RevokedFilter(IsSetFilter):
+    title = parameter_name = "revoked"
+    field = "revoked_at"
+    set_label, unset_label = "Revoked", "Active"
 
-    def lookups(self, request, model_admin):
-        return [("yes", "Personal groups"), ("no", "School groups")]
 
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(owner__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(owner__isnull=True)
-        return queryset
+class PersonalGroupFilter(IsSetFilter):
+    title = parameter_name = "personal"
+    field = "owner"
+    set_label, unset_label = "Personal groups", "School groups"
 
 
 class MemberOfGroupFilter(admin.SimpleListFilter):

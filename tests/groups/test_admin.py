@@ -462,3 +462,16 @@ def test_enrolment_code_group_picker_offers_only_device_groups(superuser_client,
         {"app_label": "groups", "model_name": "enrolmentcode", "field_name": "device_group", "term": "year 9"},
     )
     assert response.json()["results"] == [{"id": str(room.pk), "text": "Year 9 laptops"}]
+
+
+def test_device_list_filters_revoked_and_active(superuser_client, cast):
+    revoked = enrolled_device(hostname="OLD-PC")[0]
+    device_revoke(device=revoked)
+    url = admin_url(Device, "changelist")
+
+    def listed(query: str) -> set:
+        return set(superuser_client.get(f"{url}?{query}").context["cl"].result_list)
+
+    assert listed("revoked=yes") == {revoked}
+    assert revoked not in listed("revoked=no")
+    assert cast.device in listed("revoked=no")
