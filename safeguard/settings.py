@@ -50,6 +50,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served locally: no CDN
     "django_htmx",
     "axes",  # login throttling
+    "django_otp",  # two-factor authentication (TOTP), safeguard.core.twofactor
+    "django_otp.plugins.otp_totp",
+    "csp",  # Content-Security-Policy header
     "safeguard.core",
     "safeguard.groups",
     "safeguard.policies",
@@ -67,8 +70,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified()
+    "safeguard.core.middleware.TwoFactorMiddleware",  # sends unverified staff to set-up / verify
+    "safeguard.core.middleware.AuditActorMiddleware",  # who acts, for audit rows written by signals
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "safeguard.core.middleware.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the "locked out" page
 ]
@@ -269,6 +276,37 @@ if HTTPS:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Preloading commits the whole registrable domain (the school's, usually) to HTTPS in every
+    # browser, beyond this server's say: a school opts in deliberately, so the deploy check's
+    # reminder (W021) is silenced only while it has not.
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# Content-Security-Policy (django-csp, sent by safeguard.core.middleware): no inline script or
+# style anywhere, nothing from another origin, no framing. Templates keep behaviour in static
+# files (tests/security/test_csp*.py fetch every page to hold that).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "media-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Two-factor authentication (TOTP with django-otp; safeguard.core.twofactor). Who must use it:
+# "off" (anyone may still turn it on for themselves, and is then asked for it), "privileged"
+# (superusers, staff who may use the admin site, and Confide viewers) or "everyone".
+SAFEGUARD_2FA_REQUIRED = env.str("SAFEGUARD_2FA_REQUIRED", default="off")
+OTP_TOTP_ISSUER = env.str("SAFEGUARD_2FA_ISSUER", default="Safeguard")  # the name authenticator apps show
 
 LOGGING = {
     "version": 1,

@@ -1,7 +1,9 @@
-"""Refuse oversized agent requests before Django reads their body."""
+"""Request-wide rules: body size limits for the agent API, two-factor login, who is acting (for
+audit rows written by signals), and the Content-Security-Policy header."""
 
 from collections.abc import Callable
 
+from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -37,3 +39,58 @@ class ApiBodySizeLimitMiddleware:
                     status=413,
                 )
         return self.get_response(request)
+
+
+class TwoFactorMiddleware:
+    """Stop a logged-in but unverified staff member at the set-up or verify page (safeguard.core.twofactor).
+
+    After django_otp's OTPMiddleware, which tells whether this session passed a second factor.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from safeguard.core.twofactor import pending_redirect
+
+        return pending_redirect(request) or self.get_response(request)
+
+
+class AuditActorMiddleware:
+    """Name the request's staff member as the actor of audit rows that signals write meanwhile.
+
+    Access changes (safeguard.core.access_audit) are caught by model signals, wherever they are
+    made (an admin page, an inline, a script); a signal has no request, so the actor travels in a
+    context variable set for exactly the length of the request.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from safeguard.core.access_audit import acting_as
+
+        user = getattr(request, "user", None)
+        with acting_as(user if user is not None and user.is_authenticated else None):
+            return self.get_response(request)
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's middleware, with per-path additions from SAFEGUARD_CSP_PATH_UPDATES.
+
+    CONTENT_SECURITY_POLICY is the one strict policy; SAFEGUARD_CSP_PATH_UPDATES maps a path
+    prefix to sources added for pages under it (third-party pages we do not write, such as the
+    API docs), so an exception never widens the console's policy.
+    """
+
+    def get_policy_parts(self, request: HttpRequest, response: HttpResponse, report_only: bool = False) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        if report_only:
+            return parts
+        for prefix, update in getattr(settings, "SAFEGUARD_CSP_PATH_UPDATES", {}).items():
+            if request.path_info.startswith(prefix):
+                merged = dict(parts.update or {})
+                for directive, sources in update.items():
+                    merged[directive] = [*merged.get(directive, []), *sources]
+                parts.update = merged
+        return parts
