@@ -20,6 +20,7 @@ from safeguard.captures.selectors import capture_get_for_device, keyword_find_fo
 from safeguard.core.api import ApiError, field_error
 from safeguard.groups.models import Device
 from safeguard.groups.services import device_touch, person_get_or_create
+from safeguard.policies.followups import capture_followup_open
 from safeguard.policies.models import Keyword, KeywordPolicy
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,9 @@ def capture_ingest(
     deleted again if anything fails before the commit, including the commit itself (e.g. two
     copies of one capture arriving at once: the loser's INSERT hits the unique uuid, its file is
     removed and it answers like a resend). The transaction is durable (never nested) so that no
-    caller's later rollback can leave the file behind. The preview is made after the commit.
+    caller's later rollback can leave the file behind. The capture's follow-up row (its pending
+    background work: preview, action rules, alerts) is written in the same transaction; the work is
+    enqueued after the commit, and swept again if that enqueue did not happen.
     """
     existing = Capture.objects.filter(uuid=metadata["id"]).only("pk", "uuid", "device_id", "status").first()
     if existing is not None:
@@ -104,9 +107,11 @@ def capture_ingest(
             capture.person = person_get_or_create(username=metadata["user"], seen_at=metadata["occurred_at"])
             capture.screenshot.save(f"screenshot.{extension}", screenshot, save=False)
             capture.save(force_insert=True)
+            # The outbox row of the capture's background work, committed with the capture: if the
+            # enqueue below never happens (Redis down, this process killed), the sweep does it.
+            capture_followup_open(capture_id=capture.pk)
             device_touch(device=device)
-            transaction.on_commit(partial(_fire_make_preview, capture.pk), robust=True)
-            transaction.on_commit(lambda: capture_dispatch_followups(capture), robust=True)
+            transaction.on_commit(partial(_dispatch_followups_quietly, capture), robust=True)
     except IntegrityError:
         _delete_quietly(storage, capture.screenshot.name)
         existing = Capture.objects.filter(uuid=metadata["id"]).only("pk", "uuid", "device_id", "status").first()
@@ -119,30 +124,30 @@ def capture_ingest(
     return capture, True
 
 
-def _fire_make_preview(capture_id: int) -> None:
-    from safeguard.captures.tasks import capture_make_preview
-
+def _dispatch_followups_quietly(capture: Capture) -> None:
     try:
-        capture_make_preview.delay(capture_id)
+        capture_dispatch_followups(capture)
     except Exception:
-        # The broker is down: the capture is stored and answered; it shows without a preview. (Not
+        # The capture is stored and its follow-up row says "not dispatched": the sweep sends it. (Not
         # left to on_commit(robust=True): Django's log line there fails on a partial, raising into the request.)
-        logger.exception("Could not enqueue the preview of capture %s", capture_id)
+        logger.exception("Could not dispatch the follow-ups of capture %s", capture.pk)
 
 
 def capture_dispatch_followups(capture: Capture) -> None:
-    """Enqueue the follow-up work of a newly stored capture; fired once, after its commit.
+    """Enqueue the follow-up work of a newly stored capture: after its commit, and again from the sweep.
 
-    One place for everything a new capture sets off in the background (email alerts, action
-    rules, ...): each entry is a task taking the capture's id. Each is enqueued on its own, so a
-    broker hiccup for one does not stop the others; every task is idempotent (it claims its work
-    with a unique row or a conditional update), so a redelivery does nothing twice.
+    One place for everything a new capture sets off in the background (preview, email alerts,
+    action rules, ...): each entry is a task taking the capture's id. Each is enqueued on its own,
+    so a broker hiccup for one does not stop the others; every task is idempotent (it claims its
+    work with a unique row or a conditional update), so a redelivery or a second dispatch does
+    nothing twice. The outcome is recorded on the capture's follow-up row (safeguard.policies.followups).
     """
     from safeguard.captures import tasks
     from safeguard.policies import tasks as policy_tasks
     from safeguard.policies.followups import capture_followups_record
 
     followups = [
+        tasks.capture_make_preview,  # the console's preview of the screenshot
         tasks.action_rules_evaluate,  # safeguard.policies.actions: watch-group moves, staff notices
         policy_tasks.capture_alerts_send,  # safeguard.policies.alerts: email alerts and digests
     ]

@@ -513,6 +513,13 @@ def alert_digests_send(*, now: datetime | None = None, claimant: str = "") -> in
     """
     now = now or timezone.now()
     token = claimant or new_claim_token()
+    # A redelivered task (its worker died mid-send) finishes the digests it had claimed, at once
+    # rather than after CLAIM_STALE_AFTER: the worker that claimed them is gone.
+    resumed = (
+        list(AlertDigest.objects.filter(status=DeliveryStatus.PENDING, claimed_by=claimant).order_by("pk"))
+        if claimant
+        else []
+    )
     due = (
         AlertDelivery.objects.filter(status=DeliveryStatus.QUEUED, digest_due_at__lte=now)
         .order_by()
@@ -546,6 +553,7 @@ def alert_digests_send(*, now: datetime | None = None, claimant: str = "") -> in
                 digest.delete()
                 continue
         digests.append(digest)
+    digests = resumed + digests
     for digest in digests:
         digest.rule = AlertRule.objects.get(pk=digest.rule_id)
     return _send_all(digests, lambda digest: _digest_send(digest, token=token))

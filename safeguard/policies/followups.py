@@ -1,18 +1,26 @@
-"""The follow-ups of a new capture reach the broker even when Redis was down as the capture arrived.
+"""The follow-ups of a new capture reach the broker even when Redis (or the web process) fails as it arrives.
 
-captures.services.capture_dispatch_followups enqueues a new capture's tasks (email alerts,
-action rules) after its commit and then records the outcome here: a `CaptureFollowup` row with
-`dispatched_at` set, or empty when the broker refused (the capture itself is stored either way,
-and the agent gets its 201). A beat task (policies.tasks.capture_followups_redispatch, every
-minute) dispatches the refused ones again once they are a minute old; Celery beat itself only
-runs while Redis is up, so the first sweep after Redis returns sends them. Every follow-up task
-is idempotent, so a capture dispatched twice (e.g. the first attempt half got through) alerts once.
+A transactional outbox: captures.services.capture_ingest writes a `CaptureFollowup` row with
+`dispatched_at` empty in the same transaction as the capture (`capture_followup_open`), so a
+stored capture always has its pending work recorded; there is no moment when the capture is
+committed and the intent to alert is not. After the commit, capture_dispatch_followups enqueues
+the capture's tasks (preview, action rules, email alerts) and records the outcome here
+(`capture_followups_record`): `dispatched_at` set when every task reached the broker, still empty
+when Redis refused one (the capture itself is stored either way, and the agent gets its 201).
+
+What leaves a row undispatched: Redis down or unreachable, the web process killed between the
+commit and the enqueue, or the database itself gone for the moment of the bookkeeping write. A
+beat task (policies.tasks.capture_followups_redispatch, every minute) dispatches those again once
+they are REDISPATCH_AFTER old; Celery beat itself only runs while Redis is up, so the first sweep
+after Redis returns sends them. Every follow-up task is idempotent (a unique claim row or a
+conditional update), so a capture dispatched twice (the first attempt half got through, or its
+bookkeeping write failed after the enqueue) still alerts once.
 """
 
 import logging
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -20,29 +28,40 @@ from safeguard.policies.models import CaptureFollowup
 
 logger = logging.getLogger(__name__)
 
-# A refused dispatch is retried once it is this old (not at once: the broker just said no).
+# An undispatched row is swept once it is this old, not at once: the request that stored the
+# capture may still be enqueueing its tasks (after its commit), or the broker just said no.
 REDISPATCH_AFTER = timedelta(minutes=1)
 # Per sweep, so a long outage's backlog drains over a few minutes instead of one long task.
 REDISPATCH_BATCH = 500
 
 
+def capture_followup_open(*, capture_id: int, now: datetime | None = None) -> None:
+    """Record that a new capture has background work to dispatch; call inside the capture's transaction."""
+    CaptureFollowup.objects.create(capture_id=capture_id, created_at=now or timezone.now(), attempts=0)
+
+
 def capture_followups_record(*, capture_id: int, dispatched: bool, now: datetime | None = None) -> None:
-    """Remember whether the capture's follow-up tasks reached the broker."""
+    """Remember whether the capture's follow-up tasks reached the broker (after a dispatch attempt).
+
+    Never raises: it runs after the capture's commit, whose request must still answer 2xx. If this
+    write fails (the database went away a moment after the commit), the row stays undispatched and
+    the sweep sends the work again, which the idempotent tasks make harmless.
+    """
     now = now or timezone.now()
     try:
         with transaction.atomic():
+            changes = {"attempts": F("attempts") + 1}
             if dispatched:
-                updated = CaptureFollowup.objects.filter(capture_id=capture_id).update(dispatched_at=now)
-                if not updated:
-                    CaptureFollowup.objects.create(capture_id=capture_id, created_at=now, dispatched_at=now)
-                return
-            row, created = CaptureFollowup.objects.get_or_create(
-                capture_id=capture_id, defaults={"created_at": now, "dispatched_at": None}
-            )
-            if not created:
-                CaptureFollowup.objects.filter(pk=row.pk).update(dispatched_at=None, attempts=F("attempts") + 1)
-    except IntegrityError:
-        # The capture was deleted meanwhile, or a concurrent dispatch wrote the row first.
+                changes["dispatched_at"] = now
+            updated = CaptureFollowup.objects.filter(capture_id=capture_id).update(**changes)
+            if not updated:
+                # A capture stored before follow-ups were recorded at ingest (or by a script): keep
+                # the record all the same, so an undispatched one is swept.
+                CaptureFollowup.objects.create(
+                    capture_id=capture_id, created_at=now, dispatched_at=now if dispatched else None, attempts=1
+                )
+    except DatabaseError:
+        # The capture was deleted meanwhile (IntegrityError), or the database is unreachable.
         logger.warning("Could not record the follow-ups of capture %s", capture_id, exc_info=True)
 
 

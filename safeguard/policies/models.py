@@ -309,11 +309,13 @@ class DigestFrequency(models.TextChoices):
 
 
 class CaptureFollowup(models.Model):
-    """Whether a new capture's background work (alerts, action rules) reached the broker.
+    """Whether a new capture's background work (preview, alerts, action rules) reached the broker.
 
-    Written by captures.services.capture_dispatch_followups after its commit. A row whose
-    `dispatched_at` is empty means Redis refused the tasks; a beat task dispatches it again
-    (safeguard.policies.followups), so a capture stored while Redis was down still alerts.
+    A transactional outbox: written with the capture, in its ingest transaction, undispatched;
+    `dispatched_at` is set once its tasks are enqueued after the commit. A row whose `dispatched_at`
+    stays empty (Redis down, the web process killed after the commit) is dispatched again by a
+    beat task (safeguard.policies.followups), so a capture stored while Redis was down still alerts.
+    `attempts` counts dispatch attempts.
     """
 
     capture = models.OneToOneField(

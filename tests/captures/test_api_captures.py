@@ -159,7 +159,7 @@ def test_the_screenshot_preview_is_made_after_the_commit(device_client, blade, d
         response = post_capture(device_client, metadata(), screenshot=image_bytes(size=(1280, 800)))
 
     assert response.status_code == 201
-    assert len(callbacks) == 2  # the preview, and the follow-ups (capture_dispatch_followups)
+    assert len(callbacks) == 1  # the follow-ups (capture_dispatch_followups), the preview among them
     capture = Capture.objects.get()
     with capture.screenshot_preview.open("rb") as preview, Image.open(preview) as image:
         assert (image.format, image.size) == ("WEBP", (480, 300))
