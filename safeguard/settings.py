@@ -184,7 +184,15 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     # Retention (safeguard.logs.retention): nightly, when nobody is using the console.
     "retention-apply": {"task": "safeguard.logs.tasks.retention_apply", "schedule": crontab(hour=2, minute=15)},
+    # Activity event partitions for the coming months (PostgreSQL; safeguard.logs.partitions).
+    "event-partitions-ensure": {
+        "task": "safeguard.logs.tasks.event_partitions_ensure",
+        "schedule": crontab(hour=1, minute=45),
+    },
 }
+# Months of activity event partitions kept created ahead of today (PostgreSQL). Inserts beyond
+# them still land (in the DEFAULT partition); the daily task moves them out when it gets there.
+SAFEGUARD_EVENT_PARTITIONS_AHEAD = env.int("SAFEGUARD_EVENT_PARTITIONS_AHEAD", default=3)
 # Alerts, escalation and offline devices: sweeps every minute. A sweep queued while no worker runs
 # expires rather than piling up: the next one does the same work.
 _EVERY_MINUTE = {"schedule": 60.0, "options": {"expires": 55}}

@@ -17,6 +17,11 @@ transaction, and deletes their files only once that transaction has committed: a
 leaves a row pointing at a deleted file. A run stops after `max_batches` batches per kind, so a
 first run on a large backlog cannot hold a worker for hours; the next day's run carries on.
 
+Activity events on PostgreSQL are partitioned by month (safeguard.logs.partitions): the months
+wholly older than the cut-off are detached and dropped first, each with its own audit row
+("retention.partition_dropped"), and only the rows left past the cut-off (the boundary month and
+the DEFAULT partition) are deleted in batches. On SQLite every due row is deleted in batches.
+
 Open captures (new, under review, escalated) and open Confide reports are never deleted here,
 whatever their age: an unresolved concern must not vanish. Audit rows are deleted only past the
 audit log's own (long) period, which the settings keep at least as long as what they describe.
@@ -37,6 +42,7 @@ from safeguard.captures.models import Capture, CaptureStatus, ExportJob, Recordi
 from safeguard.confide.models import ConfideReport
 from safeguard.groups.models import Device
 from safeguard.logs.models import ActivityEvent, AuditEntry, RetentionSettings
+from safeguard.logs.partitions import partitions_drop_before
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +149,27 @@ def _no_files(queryset: QuerySet) -> list[str]:
     return []
 
 
+def _drop_event_partitions(rules: RetentionSettings, now: datetime) -> int:
+    """Drop the months of activity events wholly past the period (PostgreSQL), auditing each."""
+    from safeguard.logs.services import audit_record
+
+    cutoff = _cutoff(rules.activity_events_days, now)
+    if cutoff is None:
+        return 0
+    dropped = partitions_drop_before(cutoff)
+    for partition in dropped:
+        audit_record(
+            action="retention.partition_dropped",
+            actor_name="Safeguard (retention)",
+            target_type="activity_event_partition",
+            target_id=partition.name,
+            summary=f"Dropped the activity events of {partition.month:%B %Y} ({partition.rows} events), "
+            f"all older than {rules.activity_events_days} days",
+            after={"month": partition.month.isoformat(), "rows": partition.rows, "cutoff": cutoff.isoformat()},
+        )
+    return sum(partition.rows for partition in dropped)
+
+
 # --- what "remove" means --------------------------------------------------------------------------
 
 
@@ -170,6 +197,8 @@ class RetentionKind:
     storage_field: str | None  # where its files are stored (model field), None when it has none
     action: str = "deleted"
     batch_size: int = DEFAULT_BATCH_SIZE
+    # Runs before the batches: removes whole ranges at once where the database allows; rows removed.
+    prune: Callable[[RetentionSettings, datetime], int] | None = None
 
     def storage(self) -> Storage | None:
         # Every file field uses the default storage; naming the field keeps that true if one changes.
@@ -205,7 +234,7 @@ KINDS: tuple[RetentionKind, ...] = (
     ),
     RetentionKind(
         "activity_events", "Activity events", "activity_events_days", ActivityEvent, _events_due,
-        _no_files, _delete_rows, None, batch_size=BULK_BATCH_SIZE,
+        _no_files, _delete_rows, None, batch_size=BULK_BATCH_SIZE, prune=_drop_event_partitions,
     ),
     RetentionKind(
         "confide", "Closed Confide reports (with their notes)", "confide_closed_days", ConfideReport,
@@ -309,6 +338,8 @@ def retention_apply(
     report: dict[str, dict[str, int]] = {}
     for kind in KINDS:
         rows = files = 0
+        if kind.prune is not None:
+            rows += kind.prune(rules, now)
         for _ in range(max_batches):
             batch_rows, batch_files = _apply_batch(kind, rules, now, batch_size or kind.batch_size)
             if not batch_rows:

@@ -19,3 +19,20 @@ def retention_apply() -> dict:
     from safeguard.logs.retention import retention_apply as apply
 
     return apply()
+
+
+@shared_task(
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=5,
+)
+def event_partitions_ensure() -> list[str]:
+    """Create the coming months' activity event partitions (daily, from Celery beat; PostgreSQL only).
+
+    Idempotent: creates only what is missing. Retried on a lock timeout.
+    """
+    from safeguard.logs.partitions import partitions_ensure
+
+    return partitions_ensure()
