@@ -59,6 +59,41 @@ def test_a_new_title_is_reported_at_once(xterms, probe):
         set_window_title(window_id, "Chat with friends")
 
 
+def test_an_unchanged_foreground_window_is_not_read_again_from_the_x_server(xterms, probe):
+    """The keyboard monitor asks on every key: with no focus or title event since, the answer is the one
+    already read (the same object), not four more X round trips."""
+    focus(xterms["Homework notes"])
+    first = probe.foreground_window()
+
+    assert probe.foreground_window() is first
+
+    focus(xterms["Chat with friends"])  # an event says it changed: read afresh
+    assert probe.foreground_window().title == "Chat with friends"
+
+
+def test_a_foreground_window_that_closes_is_not_reported_after_it_went(display, xterms, probe):
+    from Xlib import X
+    from Xlib import display as xdisplay
+
+    connection = xdisplay.Display()
+    try:
+        window = connection.screen().root.create_window(0, 0, 200, 100, 0, X.CopyFromParent)
+        window.set_wm_name("A window about to close")
+        window.map()
+        connection.sync()
+        subprocess.run(["xdotool", "search", "--sync", "--name", "^A window about"], check=True, capture_output=True)
+        focus(window.id)
+        assert probe.foreground_window().title == "A window about to close"
+
+        window.destroy()
+        connection.sync()
+
+        after = probe.foreground_window()
+        assert after is None or after.window_id != window.id
+    finally:
+        connection.close()
+
+
 def test_focus_on_an_inner_window_reports_its_top_level_window(display, xterms, probe):
     """xterm draws its text in a child window; focus given to it still names the xterm."""
     parent = xterms["Homework notes"]

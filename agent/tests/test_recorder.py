@@ -5,6 +5,7 @@ changes), so frame counts and contents are exact; one records the real X screen.
 """
 
 import io
+import os
 import subprocess
 import tempfile
 import threading
@@ -135,6 +136,58 @@ def test_the_real_screen_is_recorded_from_before_the_trigger(tmp_path: Path) -> 
     assert len(colours) == 6
     assert close_to(colours[0], (0xDC, 0x1E, 0x1E))  # the screen before the trigger
     assert close_to(colours[-1], (0x1E, 0x3C, 0xDC))  # the screen after it
+
+
+def test_a_slower_ring_grabs_fewer_frames_but_a_recording_keeps_the_full_rate(recorders, tmp_path: Path) -> None:
+    """The agent keeps 1 frame/s in the ring while nothing records; the clip still covers every tick."""
+    screen = ScriptedScreen(RED)
+    recorder = recorders(fps=10, pre_seconds=0.4, grab=screen, ring_fps=5)
+    wait_until(lambda: recorder.buffered_frames() == 3)  # 4 ticks at every other tick, and the one before
+    calls, first_tick = screen.calls, recorder._last_tick
+    wait_until(lambda: recorder._last_tick >= first_tick + 10)
+    assert screen.calls - calls <= 6  # every other tick of 10 (not 10 grabs)
+    screen.colour = GREEN
+
+    recording = recorder.record_clip(0.4, tmp_path / "ring.mp4")
+
+    assert recording.frames == 8 and recording.pre_trigger_frames == 4
+    _, colours = decode(recording.path)
+    assert len(colours) == 8
+    assert all(close_to(colour, RED) for colour in colours[:4])  # skipped ticks hold the last picture
+    assert all(close_to(colour, GREEN) for colour in colours[4:])  # live: a grab every tick
+
+
+def test_a_raw_frame_changes_its_fingerprint_when_one_character_is_typed() -> None:
+    """The ring compares grabs by a CRC of the raw pixels: one typed character must count as a change."""
+    from safeguard_agent.evidence.screenshot import grab_raw_frame, release_thread_screen
+    from safeguard_agent.testing import focus
+
+    with XvfbDisplay() as display:
+        window = display.open_xterm("Fingerprint")
+        focus(window)
+        env = display.env()
+        saved = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = env["DISPLAY"]
+        try:
+            first = grab_raw_frame()
+            again = grab_raw_frame()
+            display.xdotool("type", "--delay", "20", "--", ".")
+            deadline = time.monotonic() + 10
+            typed = grab_raw_frame()
+            while typed.fingerprint() == first.fingerprint() and time.monotonic() < deadline:
+                time.sleep(0.05)  # the xterm draws the character after it gets the key
+                typed = grab_raw_frame()
+            image = typed.image(640)
+        finally:
+            release_thread_screen()
+            if saved is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = saved
+
+    assert first.fingerprint() == again.fingerprint()  # an unchanged screen: the same CRC
+    assert typed.fingerprint() != first.fingerprint()
+    assert image.mode == "RGB" and image.width == 640
 
 
 def test_an_idle_recorder_writes_nothing_anywhere(recorders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

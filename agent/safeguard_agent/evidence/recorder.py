@@ -1,8 +1,11 @@
 """Screen recordings for severe captures, starting *before* the trigger.
 
-A background thread grabs a low-rate frame (2 per second by default) and keeps the last `pre_seconds` of
-them in a bounded in-memory ring, JPEG-compressed (about 100 KB a frame instead of 3 MB of pixels) and
-deduplicated (an unchanged screen costs a grab and a comparison, nothing more). Those frames are never
+A background thread grabs a low-rate frame and keeps the last `pre_seconds` of them in a bounded in-memory
+ring, JPEG-compressed (about 100 KB a frame instead of 3 MB of pixels) and deduplicated (an unchanged
+screen costs a grab and a CRC of its raw bytes, nothing more). The clock ticks at `fps` (2 a second by
+default); while nothing records, the ring keeps `ring_fps` of them (the agent uses 1 a second, which halves
+the cost of the ring), and while a recording runs every tick is grabbed, so the video after the trigger has
+the full rate. The encoder holds the previous picture over the ticks the ring skipped. Those frames are never
 written anywhere: they only reach the disk inside an MP4 when `record()` is called for a severe match, so
 an idle agent leaves no trace of what was on screen.
 
@@ -17,9 +20,10 @@ Frames are stamped with the tick of a fixed clock (tick k is due at start + k / 
 runs late leaves a gap that the encoder fills with the previous picture, so the video's time line matches
 the wall clock: 30 s of screen is 30 s of video.
 
-Cost measured on a 1280x800 Xvfb at 2 fps with a 10 s ring: about 1% of one core for a still screen and
-1.5% for a constantly changing one, and about 22-28 MB more RSS (the ring itself is ~1.6 MB of JPEG; the
-rest is grab/convert scratch memory that glibc keeps for reuse). Larger screens cost proportionally more.
+Cost per tick grabbed on a 1280x800 Xvfb (CPU): about 2 ms to grab and 2 ms for the CRC of an unchanged
+screen; a changed one adds about 2 ms to convert BGRX to RGB and 5 ms of JPEG. So a 1 frame/s ring costs
+about 0.4% of one core for a still screen and about 1% while someone types. Larger screens cost
+proportionally more.
 """
 
 from __future__ import annotations
@@ -43,11 +47,12 @@ from typing import Any
 import imageio_ffmpeg
 from PIL import Image
 
-from safeguard_agent.evidence.screenshot import grab_frame, release_thread_screen
+from safeguard_agent.evidence.screenshot import RawFrame, grab_raw_frame, release_thread_screen
 
 log = logging.getLogger(__name__)
 
-Grab = Callable[[int | None], Image.Image]
+# A grab returns a picture, or a RawFrame (the default: compared before it is converted).
+Grab = Callable[[int | None], Image.Image | RawFrame]
 
 FRAME_JPEG_QUALITY = 90  # in-memory frames; H.264 at CRF ~25 loses more than this
 VIDEO_QUALITY = 5.0  # imageio-ffmpeg's 1-10 scale; 5 is CRF 25 for libx264
@@ -102,22 +107,31 @@ class ScreenRecorder:
         self,
         fps: float = 2.0,
         pre_seconds: float = 10.0,
-        grab: Grab = grab_frame,
+        grab: Grab = grab_raw_frame,
         max_width: int | None = 1280,
         *,
         quality: float = VIDEO_QUALITY,
+        ring_fps: float | None = None,
     ) -> None:
         if fps <= 0 or not math.isfinite(fps):
             raise ValueError("fps must be a positive number")
         if pre_seconds < 0:
             raise ValueError("pre_seconds cannot be negative")
+        if ring_fps is not None and (ring_fps <= 0 or not math.isfinite(ring_fps)):
+            raise ValueError("ring_fps must be a positive number")
         self.fps = fps
         self.pre_seconds = pre_seconds
         self.max_width = max_width
         self.quality = quality
         self._grab = grab
         self._interval = 1.0 / fps
-        self._ring: deque[tuple[int, _Frame]] = deque(maxlen=round(fps * pre_seconds))
+        # Grab one tick in `_ring_step` while nothing records (ring_fps None: every tick).
+        self._ring_step = max(1, round(fps / ring_fps)) if ring_fps is not None else 1
+        self.ring_fps = fps / self._ring_step
+        self._pre_ticks = round(fps * pre_seconds)  # how many ticks before a trigger a recording covers
+        # One frame more than the window holds: the picture still on screen at the window's first tick.
+        ring_frames = math.ceil(self._pre_ticks / self._ring_step) + (1 if self._ring_step > 1 else 0)
+        self._ring: deque[tuple[int, _Frame]] = deque(maxlen=ring_frames)
         self._lock = threading.Lock()
         self._subscribers: list[queue.SimpleQueue[Any]] = []
         self._last_tick = -1
@@ -177,40 +191,63 @@ class ScreenRecorder:
     # -- the grabbing thread ---------------------------------------------------------------------------
     def _run(self) -> None:
         tick = 0
-        last_fingerprint: int | None = None
+        last_key: tuple[tuple[int, int], int] | None = None
         last_frame: _Frame | None = None
         failures = 0
         try:
             while not self._stop.is_set():
-                frame: _Frame | None = None
-                try:
-                    image = _even(self._grab(self.max_width))
-                    if image.mode != "RGB":
-                        image = image.convert("RGB")
-                    # A CRC instead of the previous frame's pixels: 4 bytes kept instead of 3 MB. Two different
-                    # screens colliding (1 in 4 billion) would repeat one picture for one tick. (Freeing the
-                    # frame before sleeping would save ~15 MB of RSS but double the CPU: glibc hands the
-                    # pages back and every grab faults them in again; measured on a 1280x800 Xvfb.)
-                    fingerprint = zlib.crc32(image.tobytes())
-                    if last_frame is not None and last_frame.size == image.size and fingerprint == last_fingerprint:
-                        frame = last_frame  # the same picture: share the compressed bytes
-                    else:
-                        frame = _Frame(_compress(image), image.size)
-                        last_fingerprint, last_frame = fingerprint, frame
-                    if failures:
-                        log.info("screen frames are being grabbed again after %d failures", failures)
-                    failures = 0
-                except Exception as error:  # the grab is pluggable; whatever it raises, the clock goes on
-                    failures += 1
-                    if failures == 1 or failures % 120 == 0:
-                        log.warning("screen frame could not be grabbed (%d in a row): %s", failures, error)
-                self._publish(tick, frame)
+                if tick % self._ring_step and not self._subscribers:
+                    self._skip(tick)  # nothing records: the ring's lower rate
+                else:
+                    frame: _Frame | None = None
+                    try:
+                        frame, last_key, last_frame = self._frame(last_key, last_frame)
+                        if failures:
+                            log.info("screen frames are being grabbed again after %d failures", failures)
+                        failures = 0
+                    except Exception as error:  # the grab is pluggable; whatever it raises, the clock goes on
+                        failures += 1
+                        if failures == 1 or failures % 120 == 0:
+                            log.warning("screen frame could not be grabbed (%d in a row): %s", failures, error)
+                    self._publish(tick, frame)
                 # The next tick not already past: a slow grab skips ticks instead of bunching frames up.
                 elapsed_ticks = (time.monotonic() - self._epoch_monotonic) / self._interval
                 tick = max(tick + 1, math.floor(elapsed_ticks) + 1)
                 self._stop.wait(max(0.0, self._epoch_monotonic + tick * self._interval - time.monotonic()))
         finally:
             release_thread_screen()
+
+    def _frame(
+        self, last_key: tuple[tuple[int, int], int] | None, last_frame: _Frame | None
+    ) -> tuple[_Frame, tuple[tuple[int, int], int], _Frame]:
+        """Grab one frame: the previous one again when the screen did not change, else a new JPEG.
+
+        A CRC instead of the previous frame's pixels: 4 bytes kept instead of 3-4 MB. Two different screens
+        colliding (1 in 4 billion) would repeat one picture for one tick."""
+        grabbed = self._grab(self.max_width)
+        if isinstance(grabbed, RawFrame):
+            key = (grabbed.size, grabbed.fingerprint())
+            if last_frame is not None and key == last_key:
+                return last_frame, key, last_frame  # the same picture: share the compressed bytes
+            image = grabbed.image(self.max_width)
+            del grabbed  # the 4 MB of raw pixels are not needed while compressing
+        else:
+            image = grabbed if grabbed.mode == "RGB" else grabbed.convert("RGB")
+            key = (image.size, zlib.crc32(image.tobytes()))
+            if last_frame is not None and key == last_key:
+                return last_frame, key, last_frame
+        image = _even(image)
+        frame = _Frame(_compress(image), image.size)
+        return frame, key, frame
+
+    def _skip(self, tick: int) -> None:
+        """A tick the ring does not keep: it still counts as the last tick, so a recording that starts
+        now takes its live frames from the next tick on (and the encoder holds the last picture)."""
+        with self._lock:
+            self._last_tick = tick
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:  # a recording subscribed since the check: it gets this tick too
+            subscriber.put((tick, None))
 
     def _publish(self, tick: int, frame: _Frame | None) -> None:
         with self._lock:
@@ -242,7 +279,7 @@ class ScreenRecorder:
             try:
                 # A ring with skipped ticks spans more than pre_seconds: what is older than the window only
                 # provides the picture for the window's first tick when no frame was grabbed at that tick.
-                first_pre_tick = trigger_tick - (self._ring.maxlen or 0) + 1
+                first_pre_tick = trigger_tick - self._pre_ticks + 1
                 seed: _Frame | None = None
                 window: list[tuple[int, _Frame]] = []
                 for tick, frame in pre_frames:
@@ -407,7 +444,7 @@ def record_for(
     out_path: Path,
     *,
     fps: float = 2.0,
-    grab: Grab = grab_frame,
+    grab: Grab = grab_raw_frame,
     max_width: int | None = 1280,
 ) -> Path:
     """Record the screen for `seconds` from now (a "record screen now" command), without a running recorder."""

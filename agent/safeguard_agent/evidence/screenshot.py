@@ -17,6 +17,8 @@ import logging
 import os
 import threading
 import time
+import zlib
+from dataclasses import dataclass
 
 import mss
 from mss.exception import ScreenShotError
@@ -53,10 +55,36 @@ def _open_screen() -> mss.MSS:
         raise NoDisplayError(f"no display to capture ({error})") from error
 
 
-def _grab_all_monitors(screen: mss.MSS) -> Image.Image:
+@dataclass(frozen=True, eq=False)
+class RawFrame:
+    """One grab as mss returns it (BGRX bytes), turned into a picture only when someone needs one.
+
+    The recorder grabs twice a second to keep its pre-trigger ring, and most grabs show what the last one
+    showed: comparing the raw bytes first skips the BGRX->RGB conversion (about 2 ms at 1280x800) and the
+    copies of an unchanged screen.
+    """
+
+    size: tuple[int, int]
+    bgrx: bytearray | bytes
+
+    def fingerprint(self) -> int:
+        """A CRC of every pixel: 4 bytes to remember instead of the frame (a typed character changes it)."""
+        return zlib.crc32(self.bgrx)
+
+    def image(self, max_width: int | None = None) -> Image.Image:
+        """The RGB picture, scaled down to `max_width`."""
+        # frombuffer reads the bytearray in place; frombytes(shot.bgra) would copy all 4 MB first.
+        return fit_width(Image.frombuffer("RGB", self.size, self.bgrx, "raw", "BGRX", 0, 1), max_width)
+
+
+def _grab_raw(screen: mss.MSS) -> RawFrame:
     monitor = screen.monitors[0]  # the union of every monitor
     shot = screen.grab(monitor)
-    return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+    return RawFrame(tuple(shot.size), shot.raw)
+
+
+def _grab_all_monitors(screen: mss.MSS) -> Image.Image:
+    return _grab_raw(screen).image()
 
 
 def fit_width(image: Image.Image, max_width: int | None) -> Image.Image:
@@ -128,11 +156,13 @@ def _cached_screen() -> tuple[mss.MSS, bool]:
     return screen, True
 
 
-def grab_frame(max_width: int | None = None) -> Image.Image:
-    """Every monitor as one RGB image, scaled down to `max_width`, for recordings and thumbnails."""
+def grab_raw_frame(max_width: int | None = None) -> RawFrame:
+    """Every monitor, as the raw bytes of one grab (the recorder's default `grab`: see `RawFrame`).
+
+    `max_width` is applied when the frame is turned into a picture (`RawFrame.image`), not here."""
     screen, fresh = _cached_screen()
     try:
-        image = _grab_all_monitors(screen)
+        return _grab_raw(screen)
     except _GRAB_ERRORS as error:
         release_thread_screen()
         if fresh:
@@ -140,8 +170,12 @@ def grab_frame(max_width: int | None = None) -> Image.Image:
         # A connection that worked before may belong to a display that has since restarted: retry once.
         screen, _ = _cached_screen()
         try:
-            image = _grab_all_monitors(screen)
+            return _grab_raw(screen)
         except _GRAB_ERRORS as retry_error:
             release_thread_screen()
             raise ScreenCaptureError(f"the screen could not be grabbed ({retry_error!r})") from retry_error
-    return fit_width(image, max_width)
+
+
+def grab_frame(max_width: int | None = None) -> Image.Image:
+    """Every monitor as one RGB image, scaled down to `max_width`, for recordings and thumbnails."""
+    return grab_raw_frame().image(max_width)
