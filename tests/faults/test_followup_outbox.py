@@ -1,0 +1,81 @@
+"""The transactional outbox of a capture's background work: written with the capture, swept if never dispatched.
+
+The fault here is the web process dying in the instant after a capture's commit, before it could
+enqueue anything (a deploy's SIGKILL, the OOM killer). Simulated exactly: the capture's on-commit
+callbacks are captured and never run. Tasks run in-process (eager), the email goes to a real SMTP
+server (tests/smtp.py). Runs on SQLite and PostgreSQL.
+"""
+
+from datetime import timedelta
+
+import pytest
+
+from safeguard.captures.models import Capture
+from safeguard.captures.services import capture_dispatch_followups
+from safeguard.policies.followups import REDISPATCH_AFTER, capture_followups_redispatch
+from safeguard.policies.models import AlertDelivery, CaptureFollowup, DeliveryStatus
+from tests.factories import CaptureFactory
+from tests.faults.flow import alert_rule, post_capture
+
+
+@pytest.mark.django_db
+def test_a_capture_whose_process_died_after_the_commit_is_swept_and_alerted_once(
+    cast, smtp, django_capture_on_commit_callbacks
+):
+    alert_rule(cast.year9, cast.teacher9)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        status, capture = post_capture(cast.device_token, user=cast.pupil9.username)
+
+    assert status == 201
+    assert len(callbacks) == 1  # the dispatch that never ran
+    followup = CaptureFollowup.objects.get(capture=capture)  # committed with the capture itself
+    assert (followup.dispatched_at, followup.attempts) == (None, 0)
+    assert smtp.messages == [] and not capture.screenshot_preview
+
+    assert capture_followups_redispatch(now=followup.created_at + REDISPATCH_AFTER - timedelta(seconds=1)) == 0
+    assert smtp.messages == []
+    assert capture_followups_redispatch(now=followup.created_at + REDISPATCH_AFTER) == 1
+
+    [mail] = smtp.messages
+    assert f"/console/captures/{capture.uuid}/" in mail.text()
+    assert AlertDelivery.objects.get().status == DeliveryStatus.SENT
+    followup.refresh_from_db()
+    assert followup.dispatched_at is not None and followup.attempts == 1
+    capture.refresh_from_db()
+    assert capture.screenshot_preview  # the preview is one of the follow-ups
+
+    # Swept again, dispatched again by mistake: still one email.
+    assert capture_followups_redispatch(now=followup.created_at + 2 * REDISPATCH_AFTER) == 0
+    capture_dispatch_followups(capture)
+    assert len(smtp.messages) == 1
+
+
+@pytest.mark.django_db
+def test_each_stored_capture_has_one_followup_row_and_a_resend_adds_none(
+    cast, smtp, django_capture_on_commit_callbacks
+):
+    alert_rule(cast.year9, cast.teacher9)
+    with django_capture_on_commit_callbacks(execute=True):
+        status, capture = post_capture(cast.device_token, user=cast.pupil9.username)
+    assert status == 201
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        again, _ = post_capture(cast.device_token, user=cast.pupil9.username, capture_id=str(capture.uuid))
+    assert (again, callbacks) == (200, [])  # a resend: stored already, nothing to dispatch
+
+    followup = CaptureFollowup.objects.get()
+    assert followup.capture_id == capture.pk
+    assert followup.dispatched_at is not None and followup.attempts == 1
+    assert len(smtp.messages) == 1
+
+
+@pytest.mark.django_db
+def test_a_capture_stored_without_a_followup_row_gets_one_when_dispatched(smtp):
+    capture = CaptureFactory()  # e.g. stored by a script, not through capture_ingest
+    assert not CaptureFollowup.objects.filter(capture=capture).exists()
+
+    capture_dispatch_followups(capture)
+
+    followup = CaptureFollowup.objects.get(capture=capture)
+    assert followup.dispatched_at is not None and followup.attempts == 1
+    assert Capture.objects.get(pk=capture.pk).screenshot_preview
