@@ -309,6 +309,9 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+# Sources added under one path prefix only (safeguard.core.middleware). Swagger UI, which we do not
+# write, draws its icons as data: images; scripts and styles stay 'self' there too.
+SAFEGUARD_CSP_PATH_UPDATES = {"/api/docs/": {"img-src": ["data:"]}}
 
 # Two-factor authentication (TOTP with django-otp; safeguard.core.twofactor). Who must use it:
 # "off" (anyone may still turn it on for themselves, and is then asked for it), "privileged"
