@@ -2,6 +2,7 @@
 
 import json
 import socket
+import threading
 import time
 
 import pytest
@@ -142,3 +143,83 @@ def test_recordings_go_to_their_capture_or_to_the_on_demand_endpoint(server):
     assert capture_parts["duration_seconds"][1] == b"3.000"
     assert demand_parts["command_id"][1] == b"k1"
     assert "started_at" not in demand_parts
+
+
+class RawServer:
+    """A bare HTTP/1.1 server on a socket that counts connections; `close_after_answer` answers one
+    request per connection and then closes it without saying so (as a server's keep-alive timeout does)."""
+
+    def __init__(self, *, close_after_answer: bool) -> None:
+        self.close_after_answer = close_after_answer
+        self.connections = 0
+        self.requests = 0
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen()
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as reader:
+            while True:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = reader.readline()
+                    if not line:
+                        return
+                    head += line
+                length = next(
+                    (int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")), 0
+                )
+                reader.read(length)
+                self.requests += 1
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                if self.close_after_answer:
+                    time.sleep(0.1)  # closed while the client holds it idle
+                    return
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def test_calls_share_one_kept_alive_connection():
+    server = RawServer(close_after_answer=False)
+    client = ApiClient(server.url, "tok")
+    try:
+        results = [client.heartbeat({}), client.events([]), client.config()]
+    finally:
+        client.close()
+        server.close()
+    assert [r.outcome for r in results] == [Outcome.OK] * 3
+    assert (server.requests, server.connections) == (3, 1)
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_failing_the_call():
+    server = RawServer(close_after_answer=True)
+    client = ApiClient(server.url, "tok")
+    try:
+        first = client.heartbeat({})
+        time.sleep(0.3)  # the server closes the kept-alive connection meanwhile
+        second = client.heartbeat({})
+    finally:
+        client.close()
+        server.close()
+    assert (first.outcome, second.outcome) == (Outcome.OK, Outcome.OK)
+    assert (server.requests, server.connections) == (2, 2)
+
+
+def test_a_proxy_from_the_environment_is_used(server, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    ApiClient("http://safeguard.school.invalid:8000", "tok").heartbeat({})
+    assert [r.path for r in server.requests] == ["http://safeguard.school.invalid:8000/api/v1/agent/heartbeat"]
