@@ -155,6 +155,35 @@ MEDIA_URL = "/protected-media/"
 # Behind nginx, set to the internal location that maps to MEDIA_ROOT (e.g. /protected-media/)
 # so the access-checked view answers with X-Accel-Redirect instead of streaming the file.
 SAFEGUARD_X_ACCEL_REDIRECT_PREFIX = env.str("SAFEGUARD_X_ACCEL_REDIRECT_PREFIX", default="")
+# Object storage (S3 or an S3-compatible server such as MinIO) for media, when S3_BUCKET is set:
+# several web and worker replicas then share the files without a shared disk. The bucket stays
+# private (no ACL or policy makes anything public); staff get files only through the access-checked
+# views, which stream them from the bucket (safeguard.core.media; docs/deployment.md says why).
+S3_BUCKET = env.str("S3_BUCKET", default="")
+if S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            # Empty: AWS itself. MinIO and others: their URL, e.g. http://minio:9000.
+            "endpoint_url": env.str("S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("S3_REGION", default="") or None,
+            # Empty: boto3's usual chain (AWS_* variables, an instance role...).
+            "access_key": env.str("S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="") or None,
+            # "path" suits MinIO and most S3-compatible servers; AWS accepts "virtual" too.
+            "addressing_style": env.str("S3_ADDRESSING_STYLE", default="path"),
+            "signature_version": "s3v4",
+            "location": env.str("S3_PREFIX", default=""),
+            "default_acl": None,  # the bucket's own (private) setting; never public-read
+            "querystring_auth": True,  # any URL the backend makes is signed and expires...
+            "querystring_expire": 60,  # ...within a minute (none is handed to browsers today)
+            "file_overwrite": False,  # as on disk: a name taken gets a new one, never overwritten
+            "object_parameters": {"ServerSideEncryption": env.str("S3_SERVER_SIDE_ENCRYPTION", default="")}
+            if env.str("S3_SERVER_SIDE_ENCRYPTION", default="")
+            else {},
+        },
+    }
 
 # Background work. Without REDIS_URL, tasks run in-process (eagerly) after the commit.
 REDIS_URL = env.str("REDIS_URL", default="")

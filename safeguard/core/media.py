@@ -10,6 +10,14 @@ then calls `serve_protected_file`. Two modes:
   the answer is empty and names the file in `X-Accel-Redirect`; nginx sends it from an
   `internal` location (which also does ranges), so Python workers are not tied up streaming.
 
+With object storage (S3_BUCKET set: S3 or MinIO, django-storages) the file is streamed from
+the bucket: a Range becomes a ranged GET of just those bytes (django-storages' own file object
+would download the whole recording for every seek), and X-Accel-Redirect is not used (nginx has
+no disk to send from). We stream rather than redirect the browser to a presigned URL: such a URL
+works for anyone who holds it until it expires (browser history, a forwarded link, proxy logs),
+is fetched without our access check or audit, needs the bucket reachable from staff browsers,
+and is another origin the Content-Security-Policy would have to allow (docs/deployment.md).
+
 Every answer is `Cache-Control: private, no-store` (a shared cache or the browser's disk must
 not keep a child's screenshot) and `X-Content-Type-Options: nosniff`.
 """
@@ -22,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.core.files.storage import Storage
 from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 
@@ -90,6 +99,59 @@ def _iter_range(handle, start: int, length: int) -> Iterator[bytes]:
         handle.close()
 
 
+def _bucket_object(storage: Storage, name: str):
+    """The boto3 Object behind `name` when `storage` is an S3 bucket, loaded (size known); else None.
+
+    Raises Http404 when the bucket has no such object.
+    """
+    # `__class__` sees through default_storage's lazy wrapper; boto3 is imported only for S3 media.
+    if storage.__class__.__module__ != "storages.backends.s3":
+        return None
+    from botocore.exceptions import ClientError
+    from storages.utils import clean_name
+
+    stored_object = storage.bucket.Object(storage._normalize_name(clean_name(name)))
+    try:
+        stored_object.load()  # one HEAD: existence and size
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            raise Http404("No file.") from error
+        raise
+    return stored_object
+
+
+def _iter_body(body) -> Iterator[bytes]:
+    try:
+        yield from body.iter_chunks(_CHUNK)
+    finally:
+        body.close()
+
+
+def _from_bucket(request: HttpRequest, stored_object, ctype: str) -> tuple[HttpResponse, tuple[int, int] | None]:
+    """Stream an object from the bucket: the whole of it, or one range fetched as a ranged GET.
+
+    Returns the response and the byte range it answers (None: the whole file).
+    """
+    size = stored_object.content_length
+    try:
+        requested = parse_range(request.headers.get("Range", ""), size)
+    except ValueError:
+        response = HttpResponse(status=416, content_type="text/plain")
+        response["Content-Range"] = f"bytes */{size}"
+        return response, None
+    if requested is None:
+        response = StreamingHttpResponse(_iter_body(stored_object.get()["Body"]), content_type=ctype)
+        response["Content-Length"] = str(size)
+    else:
+        start, end = requested
+        body = stored_object.get(Range=f"bytes={start}-{end}")["Body"]
+        response = StreamingHttpResponse(_iter_body(body), status=206, content_type=ctype)
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(end - start + 1)
+    response["Accept-Ranges"] = "bytes"
+    return response, requested
+
+
 def serve_protected_file(
     request: HttpRequest,
     field_file: FieldFile,
@@ -111,14 +173,19 @@ def serve_protected_file(
         raise Http404("No file.")
     storage = field_file.storage
     name = field_file.name
-    if not storage.exists(name):
+    stored_object = _bucket_object(storage, name)
+    if stored_object is None and not storage.exists(name):
         raise Http404("No file.")
     ctype = _content_type(name, content_type)
     disposition = _content_disposition(filename, attachment=attachment)
     prefix = getattr(settings, "SAFEGUARD_X_ACCEL_REDIRECT_PREFIX", "")
     requested: tuple[int, int] | None = None
 
-    if prefix:
+    if stored_object is not None:
+        response, requested = _from_bucket(request, stored_object, ctype)
+        if response.status_code == 416:
+            return _no_store(response)
+    elif prefix:
         # nginx serves the bytes (and ranges) from its internal location; we only say which file.
         response = HttpResponse(content_type=ctype)
         response["X-Accel-Redirect"] = prefix.rstrip("/") + "/" + quote(name.lstrip("/"))

@@ -298,7 +298,9 @@ def _delete_files(storage: Storage, names: list[str]) -> None:
     for name in names:
         try:
             storage.delete(name)
-        except OSError:  # already gone, or the disk refuses: the row is gone either way
+        # Already gone, the disk refuses, or the object store is unreachable (botocore's errors are
+        # not OSErrors): the row is gone either way, and the log says which file was left behind.
+        except Exception:
             logger.warning("Retention could not delete the file %s", name, exc_info=True)
 
 
