@@ -5,6 +5,7 @@ by these checks: every variable the stack sets is one the server reads, the comm
 entry points, and the services share what they must (the database, the broker, the media volume).
 """
 
+import json
 import os
 import re
 import socket
@@ -302,3 +303,122 @@ def test_nginx_config_serves_static_proxies_and_hides_media(running_nginx):
     assert (status, body) == (200, b"\x89PNG pixels")
     assert headers["Content-Type"] == "image/png"
     assert headers["Cache-Control"] == "private, no-store"
+
+
+# --- object storage (MinIO, profile "minio") ------------------------------------------------------
+
+MINIO_SERVICES = ["minio", "minio-init"]
+
+
+def test_minio_is_pinned_optional_and_keeps_its_data_in_a_volume(compose):
+    services = compose["services"]
+    for name in MINIO_SERVICES:
+        image = services[name]["image"]
+        assert re.fullmatch(r"minio/minio:RELEASE\.\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z", image), image
+        assert services[name]["profiles"] == ["minio"]  # only with COMPOSE_PROFILES=minio
+    assert services["minio"]["image"] == services["minio-init"]["image"]
+    assert volume_mounts(services["minio"])["miniodata"] == "/data"
+    assert "miniodata" in compose["volumes"]
+    assert services["minio"]["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
+    assert "ports" not in services["minio"]  # never published: the bucket is reached by the app only
+    assert services["minio-init"]["restart"] == "no"
+    assert services["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
+
+
+def test_app_services_get_the_s3_settings_and_wait_for_the_bucket(compose):
+    services = compose["services"]
+    read = settings_variables()
+    for name in APP_SERVICES:
+        environment = services[name]["environment"]
+        for variable in ["S3_BUCKET", "S3_ENDPOINT_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"]:
+            assert variable in environment and variable in read, (name, variable)
+        # Empty S3_BUCKET keeps media on the volume; the endpoint defaults to the bundled MinIO.
+        assert environment["S3_BUCKET"] == "${S3_BUCKET:-}"
+        assert environment["S3_ENDPOINT_URL"] == "${S3_ENDPOINT_URL:-http://minio:9000}"
+    # The processes that store and read media wait for the bucket (skipped without the profile).
+    for name in ["web", "worker"]:
+        dependency = services[name]["depends_on"]["minio-init"]
+        assert dependency == {"condition": "service_completed_successfully", "required": False}
+    # MinIO serves the S3 API on its default port 9000, the one the endpoint names.
+    assert "--address" not in " ".join(command_words(services["minio"]))
+
+
+def test_profiled_services_require_nothing_at_load_time():
+    # docker compose interpolates every service before choosing profiles: a ${VAR:?} in the MinIO
+    # services would stop a stack that does not use MinIO at all.
+    text = (ROOT / "docker-compose.yml").read_text()
+    minio_part = text[text.index("\n  minio:\n") : text.index("\n  nginx:\n")]
+    assert not re.search(r"(?<!\$)\$\{[A-Z_]+:\?", minio_part)
+
+
+def compose_unescape(script: str) -> str:
+    """What docker compose hands the container: `$$` becomes `$` (no ${...} in these scripts)."""
+    assert not re.search(r"(?<!\$)\$\{", script)
+    return script.replace("$$", "$")
+
+
+def run_minio_init(compose, tmp_path, **environment: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    """minio-init's script under a real sh, with a stand-in `mc` that records its calls.
+
+    The stand-in is the one fake here: MinIO (and its `mc`) is not installable on this machine.
+    """
+    service = compose["services"]["minio-init"]
+    assert service["entrypoint"] == ["sh", "-ec"]
+    script = compose_unescape(service["command"][0])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    fake_mc = bin_dir / "mc"
+    fake_mc.write_text(
+        "#!/bin/sh\n"
+        f'for arg in "$@"; do printf "%s\\037" "$arg" >> {calls}; done; echo >> {calls}\n'
+        f'[ "$1 $2 $3" = "admin policy create" ] && cp "$6" {tmp_path}/policy.json\n'
+        "exit 0\n"
+    )
+    fake_mc.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "MINIO_ROOT_USER": "admin", **environment}
+    result = subprocess.run(["sh", "-ec", script], env=env, capture_output=True, text=True, timeout=30)  # noqa: S603,S607
+    recorded = []
+    if calls.exists():
+        recorded = [line.split("\x1f")[:-1] for line in calls.read_text().splitlines()]
+    return result, recorded
+
+
+def test_minio_init_makes_a_private_bucket_and_a_key_limited_to_it(compose, tmp_path):
+    result, calls = run_minio_init(
+        compose,
+        tmp_path,
+        MINIO_ROOT_PASSWORD="rootsecret",
+        S3_BUCKET="safeguard-media",
+        S3_ACCESS_KEY_ID="safeguard-app",
+        S3_SECRET_ACCESS_KEY="appsecret123",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == ["alias", "set", "local", "http://minio:9000", "admin", "rootsecret"]
+    assert ["mb", "--ignore-existing", "local/safeguard-media"] in calls
+    assert ["anonymous", "set", "none", "local/safeguard-media"] in calls
+    assert ["admin", "user", "add", "local", "safeguard-app", "appsecret123"] in calls
+    assert ["admin", "policy", "attach", "local", "safeguard-media", "--user", "safeguard-app"] in calls
+    policy = json.loads((tmp_path / "policy.json").read_text())
+    resources = {resource for statement in policy["Statement"] for resource in statement["Resource"]}
+    assert resources == {"arn:aws:s3:::safeguard-media", "arn:aws:s3:::safeguard-media/*"}
+    actions = {action for statement in policy["Statement"] for action in statement["Action"]}
+    assert actions == {"s3:GetBucketLocation", "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+
+
+def test_minio_init_refuses_to_run_without_the_bucket_settings(compose, tmp_path):
+    result, calls = run_minio_init(compose, tmp_path, MINIO_ROOT_PASSWORD="rootsecret", S3_BUCKET="")
+
+    assert result.returncode != 0
+    assert "Set S3_BUCKET in .env" in result.stderr
+    assert calls == []
+
+
+def test_the_minio_server_refuses_to_start_without_a_root_password(compose):
+    script = compose_unescape(compose["services"]["minio"]["command"][0])
+    result = subprocess.run(  # noqa: S603
+        ["sh", "-ec", script], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode != 0
+    assert "Set MINIO_ROOT_PASSWORD in .env" in result.stderr
