@@ -267,6 +267,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "safeguard.core.api.exception_handler",
+    # Requests per device token on the agent API (safeguard.core.throttling); past it, 429 + Retry-After.
+    "DEFAULT_THROTTLE_RATES": {"agent_device": env.str("SAFEGUARD_AGENT_RATE_LIMIT", default="600/min")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 
 # Importing the schema module registers the OpenAPI description of this scheme (DeviceTokenScheme).
 from safeguard.core import schema as _schema  # noqa: F401
+from safeguard.core.throttling import DeviceTokenRateThrottle
 from safeguard.core.tokens import hash_secret
 
 
@@ -76,6 +77,7 @@ class DeviceAPIMixin:
 
     authentication_classes = [DeviceTokenAuthentication]
     permission_classes = [IsDevice]
+    throttle_classes = [DeviceTokenRateThrottle]  # per-token rate limit (safeguard.core.throttling)
 
     def device(self, request: Request):
         return request.user.device
