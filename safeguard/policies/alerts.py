@@ -25,9 +25,16 @@ captures.services.capture_dispatch_followups after the commit):
    whose message Redis has not yet handed back); then the retry sweep claims it again. An SMTP
    failure releases the claim and the task retries with backoff; after MAX_ATTEMPTS it is FAILED.
 
-   What is left is SMTP's own gap: a server that stored a message but whose "250 OK" never reached
-   the worker. The mail then goes twice; every mail carries a Message-ID made from its delivery's
-   UUID, so mail systems that drop duplicates (Gmail, Exchange) show it once.
+   After the "250" the SENT mark is written at once; a database that is restarting just then is
+   waited for (MARK_SENT_WAITS, about half a minute) rather than failing the task, whose retry
+   would send again.
+
+   What is left is at-least-once, in one window: between the SMTP server's "250" and the commit
+   of the SENT mark. A worker killed there (or a database down for longer than the wait), or a
+   server that stored a message but whose "250" never reached the worker, means the email goes
+   twice. Every email carries a Message-ID made from its delivery's UUID, so mail systems that
+   drop duplicates (Gmail, Exchange) show it once. Killed anywhere before the "250", the server
+   has not stored the email, and the redelivered task sends it once (tests/faults).
 
 Illegal-content captures: their emails name the person, time and computer and give the link,
 and nothing else: no screenshot, no keyword, no typed text, no window title or URL.
@@ -35,18 +42,20 @@ and nothing else: no screenshot, no keyword, no typed text, no window title or U
 
 import logging
 import mimetypes
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from typing import TypeVar
 from urllib.parse import urljoin
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -216,10 +225,38 @@ def claim_again(model, row, *, token: str, claimant: str, now: datetime) -> bool
     return bool(taken)
 
 
+T = TypeVar("T")
+
+# Waits (seconds) between tries of the SENT mark while the database is unreachable: about half a
+# minute in all, as long as a PostgreSQL restart takes.
+MARK_SENT_WAITS = (1, 2, 4, 8, 8)
+
+
+def after_send_durably(write: Callable[[], T]) -> T:
+    """Run the write that records a sent email, waiting for a database that is restarting.
+
+    The SMTP server has accepted the email: if this write failed and the task retried, the retry
+    would send it again. So a lost connection is retried here, on a new connection, for about
+    half a minute first. Inside an atomic block (tests, eager tasks) a new connection would break
+    the transaction, so there it is one try.
+    """
+    waits = () if connection.in_atomic_block else MARK_SENT_WAITS
+    for wait in waits:
+        try:
+            return write()
+        except (OperationalError, InterfaceError) as error:
+            logger.warning("Recording a sent email failed (%s); trying again in %s s", error, wait)
+            connection.close()  # the next query opens a new connection
+            time.sleep(wait)
+    return write()
+
+
 def claim_mark_sent(model, row, *, token: str, extra: dict | None = None) -> bool:
-    return bool(
-        model.objects.filter(pk=row.pk, status=DeliveryStatus.PENDING, claimed_by=token).update(
-            status=DeliveryStatus.SENT, sent_at=timezone.now(), attempts=F("attempts") + 1, **(extra or {})
+    return after_send_durably(
+        lambda: bool(
+            model.objects.filter(pk=row.pk, status=DeliveryStatus.PENDING, claimed_by=token).update(
+                status=DeliveryStatus.SENT, sent_at=timezone.now(), attempts=F("attempts") + 1, **(extra or {})
+            )
         )
     )
 
@@ -495,13 +532,17 @@ def _digest_send(digest: AlertDigest, *, token: str) -> bool:
         except Exception:
             claim_release(AlertDigest, digest, token=token)
             raise
-    with transaction.atomic():
-        marked = claim_mark_sent(AlertDigest, digest, token=token)
-        if marked:
-            AlertDelivery.objects.filter(digest=digest, status=DeliveryStatus.IN_DIGEST).update(
-                status=DeliveryStatus.SENT, sent_at=timezone.now()
-            )
-    return marked and bool(deliveries)
+
+    def mark() -> bool:
+        with transaction.atomic():
+            marked = claim_mark_sent(AlertDigest, digest, token=token)
+            if marked:
+                AlertDelivery.objects.filter(digest=digest, status=DeliveryStatus.IN_DIGEST).update(
+                    status=DeliveryStatus.SENT, sent_at=timezone.now()
+                )
+        return marked
+
+    return after_send_durably(mark) and bool(deliveries)
 
 
 def alert_digests_send(*, now: datetime | None = None, claimant: str = "") -> int:

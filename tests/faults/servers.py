@@ -151,6 +151,24 @@ def start_private_postgres() -> PrivatePostgres:
     return server
 
 
+def app_environment(server: PrivatePostgres, folder: Path, **extra: str) -> dict[str, str]:
+    """The environment of this checkout's processes (manage.py, gunicorn, a worker) on `server`'s database."""
+    import uuid
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "safeguard.settings",
+        "DATABASE_URL": server.url,
+        "REDIS_URL": "",
+        "MEDIA_ROOT": str(folder / "media"),
+        "EMAIL_URL": "consolemail://",
+        "SECRET_KEY": "faults-test-secret-key-" + uuid.uuid4().hex,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DEBUG": "false",
+        **extra,
+    }
+
+
 def manage(*args: str, env: dict[str, str], timeout: float = 120.0) -> str:
     """Run `manage.py` in a subprocess with `env`; return its output, fail with it on an error."""
     result = subprocess.run(  # noqa: S603 - our own command line

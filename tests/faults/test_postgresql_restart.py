@@ -11,7 +11,6 @@ capture the agent queued is on the server exactly once, and every capture has it
 
 import io
 import json
-import os
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from PIL import Image
 
 from safeguard_agent.client import ApiClient
 from safeguard_agent.outbox import Outbox, Sender
-from tests.faults.servers import manage, start_app_server, start_private_postgres, wait_until
+from tests.faults.servers import app_environment, manage, start_app_server, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,29 +38,10 @@ print(json.dumps({"token": token, "device": str(device.uuid), "policy": str(keyw
 
 
 @pytest.fixture(scope="module")
-def private_postgres():
-    server = start_private_postgres()
-    try:
-        yield server
-    finally:
-        server.destroy()
-
-
-@pytest.fixture(scope="module")
 def app(private_postgres, tmp_path_factory):
     """gunicorn on the private database, migrated; tasks run in-process (no Redis involved here)."""
     folder = tmp_path_factory.mktemp("restart-app")
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "safeguard.settings",
-        "DATABASE_URL": private_postgres.url,
-        "REDIS_URL": "",
-        "MEDIA_ROOT": str(folder / "media"),
-        "EMAIL_URL": "consolemail://",
-        "SECRET_KEY": "faults-test-secret-key-" + uuid.uuid4().hex,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DEBUG": "false",
-    }
+    env = app_environment(private_postgres, folder)
     manage("migrate", "--noinput", env=env, timeout=300)
     server = start_app_server(env=env, log_path=folder / "gunicorn.log")
     try:
