@@ -4,10 +4,13 @@ Migration 0004 makes `logs_activityevent` range-partitioned by `occurred_at`: on
 calendar month in UTC, named `logs_activityevent_pYYYYMM`, and a DEFAULT partition that catches
 whatever falls outside them (an agent whose clock is years off), so an insert never fails.
 
-- `partitions_ensure` creates the coming months' partitions ahead of time: daily from Celery beat
-  (logs.tasks.event_partitions_ensure), after every `migrate` (post_migrate, see apps.py) and by
-  `manage.py ensure_event_partitions`. Rows already in the DEFAULT partition for a month being
-  created move into it in the same transaction (PostgreSQL refuses the new partition otherwise).
+- `partitions_ensure` creates the partitions of every month from the retention cut-off to a few
+  months ahead: daily from Celery beat (logs.tasks.event_partitions_ensure), after every `migrate`
+  (post_migrate, see apps.py) and by `manage.py ensure_event_partitions`. Past months matter too:
+  an agent that was offline for weeks, or an import, sends events of months gone by, and they
+  belong in their month (which retention later drops whole), not in the DEFAULT partition. Rows
+  already in the DEFAULT partition for a month being created move into it in the same
+  transaction (PostgreSQL refuses the new partition otherwise).
 - `partitions_drop_before` is retention's fast path: a month entirely older than the cut-off is
   DETACHed and DROPped (instant, and leaves no dead rows to vacuum) instead of deleted row by row.
   Retention then deletes the remaining rows older than the cut-off (in the boundary month and the
@@ -113,19 +116,43 @@ def _create(cursor, month: date) -> None:
     cursor.execute(f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [start, end])
 
 
-def partitions_ensure(
-    *, months_ahead: int | None = None, now: datetime | None = None, using: str = DEFAULT_DB_ALIAS
-) -> list[str]:
-    """Make sure this month's and the next `months_ahead` months' partitions exist; the names created.
+# Months kept partitioned behind today when events are kept for ever (no retention period).
+MONTHS_BACK_WITHOUT_PERIOD = 12
+MONTHS_BACK_MAX = 36
 
-    Idempotent: a second call creates nothing. Does nothing where the table is not partitioned.
+
+def default_months_back(*, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Months from the activity events' retention cut-off to this month (read-only: no settings row made)."""
+    from safeguard.logs.models import RetentionSettings
+
+    row = RetentionSettings.objects.using(using).filter(pk=1).values_list("activity_events_days", flat=True)
+    days = row.first() if row.exists() else RetentionSettings._meta.get_field("activity_events_days").default
+    if days is None:
+        return MONTHS_BACK_WITHOUT_PERIOD
+    return min(days // 28 + 1, MONTHS_BACK_MAX)
+
+
+def partitions_ensure(
+    *,
+    months_ahead: int | None = None,
+    months_back: int | None = None,
+    now: datetime | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> list[str]:
+    """Make sure the partitions from `months_back` months ago to `months_ahead` months ahead exist.
+
+    Defaults: SAFEGUARD_EVENT_PARTITIONS_AHEAD ahead, and back to the activity events' retention
+    cut-off. Returns the names created. Idempotent: a second call creates nothing. Does nothing
+    where the table is not partitioned.
     """
     if not is_partitioned(using=using):
         return []
     if months_ahead is None:
         months_ahead = settings.SAFEGUARD_EVENT_PARTITIONS_AHEAD
+    if months_back is None:
+        months_back = default_months_back(using=using)
     first = month_of(now or timezone.now())
-    wanted = [add_months(first, offset) for offset in range(months_ahead + 1)]
+    wanted = [add_months(first, offset) for offset in range(-months_back, months_ahead + 1)]
     created = []
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         _lock(cursor)

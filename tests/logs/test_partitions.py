@@ -109,15 +109,31 @@ def test_ensure_creates_the_coming_months_once_on_postgresql():
     require_postgresql()
     later = at(2031, 11, 20)
 
-    created = partitions_ensure(now=later, months_ahead=2)
+    created = partitions_ensure(now=later, months_ahead=2, months_back=0)
 
     assert created == [
         partition_name(date(2031, 11, 1)),
         partition_name(date(2031, 12, 1)),
         "logs_activityevent_p203201",
     ]
-    assert partitions_ensure(now=later, months_ahead=2) == []  # idempotent
+    assert partitions_ensure(now=later, months_ahead=2, months_back=0) == []  # idempotent
     assert {date(2031, 11, 1), date(2031, 12, 1), date(2032, 1, 1)} <= set(months_held())
+
+
+def test_by_default_the_months_back_to_the_retention_cut_off_are_partitioned_too_on_postgresql():
+    require_postgresql()
+    RetentionSettings.objects.update_or_create(pk=1, defaults={"activity_events_days": 90})
+    now = at(2033, 6, 10)
+    # An agent offline since March sends its events late: they belong in March, not in DEFAULT.
+    late = ActivityEventFactory(occurred_at=at(2033, 3, 20))
+    assert partition_holding(late) == DEFAULT_PARTITION
+
+    created = partitions_ensure(now=now, months_ahead=1)
+
+    assert created == [partition_name(date(2033, month, 1)) for month in (2, 3, 4, 5, 6, 7)]  # 90 days: 4 back
+    assert partition_holding(late) == "logs_activityevent_p203303"
+    RetentionSettings.objects.filter(pk=1).update(activity_events_days=None)
+    assert partitions_ensure(now=now, months_ahead=1)[0] == "logs_activityevent_p203206"  # for ever: 12 back
 
 
 def test_the_task_and_the_command_ensure_partitions_on_postgresql(settings):
@@ -147,7 +163,7 @@ def test_inserts_in_any_month_land_and_a_new_month_takes_its_rows_from_the_defau
     assert partition_holding(long_ago) == DEFAULT_PARTITION
     assert partition_holding(far_ahead) == DEFAULT_PARTITION
 
-    assert partitions_ensure(now=at(2019, 5, 1), months_ahead=0) == ["logs_activityevent_p201905"]
+    assert partitions_ensure(now=at(2019, 5, 1), months_ahead=0, months_back=0) == ["logs_activityevent_p201905"]
 
     assert partition_holding(long_ago) == "logs_activityevent_p201905"
     assert partition_holding(far_ahead) == DEFAULT_PARTITION
@@ -166,7 +182,7 @@ def test_ids_stay_unique_and_a_resent_event_is_refused_on_postgresql():
 
 def old_months_with_events() -> dict[str, ActivityEvent]:
     """Partitions for January to March 2025 and events around a cut-off of 10 March 2025."""
-    partitions_ensure(now=at(2025, 1, 15), months_ahead=2)
+    partitions_ensure(now=at(2025, 1, 15), months_ahead=2, months_back=0)
     device, person = DeviceFactory(), PersonFactory()
 
     def event(moment: datetime) -> ActivityEvent:
