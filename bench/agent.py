@@ -311,9 +311,9 @@ process = psutil.Process()
 def rss():
     return process.memory_info().rss / 2**20
 steps = [("Python itself", rss())]
-import requests, sqlite3
+import sqlite3
 import safeguard_agent.client, safeguard_agent.outbox, safeguard_agent.runtime, safeguard_agent.sync
-steps.append(("requests and the agent's own modules", rss()))
+steps.append(("the agent's own modules (with http.client, ssl, sqlite3)", rss()))
 import PIL.Image, mss, imageio_ffmpeg, Xlib.display, watchdog.observers, pynput.keyboard
 import safeguard_agent.evidence, safeguard_agent.detection, safeguard_agent.monitors.activity
 steps.append(("desktop libraries (Pillow, mss, imageio-ffmpeg, python-xlib, pynput, watchdog)", rss()))
@@ -337,12 +337,16 @@ def memory_breakdown(home: Path, display) -> list[tuple[str, float]]:
 
 
 def _answers(url: str) -> bool:
-    import requests
+    import urllib.error
+    import urllib.request
 
     try:
-        return requests.get(url + "/api/v1/agent/config", timeout=2).status_code == 401
-    except requests.RequestException:
+        urllib.request.urlopen(url + "/api/v1/agent/config", timeout=2)  # noqa: S310 - our own local server
+    except urllib.error.HTTPError as error:
+        return error.code == 401
+    except OSError:
         return False
+    return False
 
 
 def report(result: dict) -> str:

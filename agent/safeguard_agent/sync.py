@@ -55,6 +55,18 @@ def engine_from_config(config: dict[str, Any]) -> KeywordEngine:
     return KeywordEngine.build(*config_specs(config))
 
 
+def _without_keywords(config: dict[str, Any]) -> dict[str, Any]:
+    """The config to keep in memory once its engine is built: policies without their keyword lists.
+
+    The engine holds what matching needs; the parsed lists (about 3 MB of dicts for 5,000 keywords) are
+    read again only from disk, so they need not stay resident."""
+    policies = [
+        {key: value for key, value in policy.items() if key not in ("keywords", "allow_phrases")}
+        for policy in config["policies"]
+    ]
+    return {**config, "policies": policies}
+
+
 class PolicySync:
     """Holds the config in force and its keyword engine; `refresh()` asks the server for a newer one."""
 
@@ -120,7 +132,7 @@ class PolicySync:
     def _install(self, config: dict[str, Any], *, etag: str | None, source: str) -> None:
         engine = engine_from_config(config)  # raises on a config the engine cannot use
         with self._lock:
-            self.config = config
+            self.config = _without_keywords(config)
             self.etag = etag
             self.version = config.get("version")
             self.source = source

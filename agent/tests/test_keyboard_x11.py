@@ -123,6 +123,20 @@ def test_ctrl_backspace_deletes_a_word(running, windows):
     assert detector.buffered_text(windows["notes"]) == "a quick "
 
 
+def test_ctrl_a_then_typing_replaces_the_text_and_released_ctrl_is_seen_without_release_events(running, windows):
+    """The X11 listener records key presses only: ctrl comes from each key's own modifier state, so a
+    ctrl that was let go must not stick to the keys typed after it."""
+    monitor, detector, _ = running
+    focus(windows["notes"])
+
+    type_text("old words")
+    press_keys("ctrl+a")
+    type_text("new")
+    wait_for_keys(monitor, 9 + 1 + 3)
+
+    assert detector.buffered_text(windows["notes"]) == "new"
+
+
 def test_a_keyword_typed_last_is_detected_when_typing_pauses(running, windows):
     monitor, _, collected = running
     focus(windows["chat"])

