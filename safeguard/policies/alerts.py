@@ -70,6 +70,7 @@ from safeguard.policies.models import (
     AlertDelivery,
     AlertDigest,
     AlertRule,
+    CaptureFollowup,
     DeliveryStatus,
     DigestFrequency,
     KeywordPolicy,
@@ -462,6 +463,7 @@ def capture_alerts_send(*, capture_id: int, claimant: str = "", now: datetime | 
         return 0
     rules = alert_rules_for_capture(capture=capture)
     if not rules:
+        _alerts_decided(capture_id=capture_id, now=now)
         return 0
     viewer_ids = capture_viewer_ids(capture=capture)
     token = claimant or new_claim_token()
@@ -473,7 +475,14 @@ def capture_alerts_send(*, capture_id: int, claimant: str = "", now: datetime | 
             )
             if delivery is not None:
                 to_send.append(delivery)
+    # Every email is a committed row now (claimed, queued for a digest, or a duplicate): whatever
+    # happens to this task from here, the claims sweep finishes them. The follow-up sweep need not.
+    _alerts_decided(capture_id=capture_id, now=now)
     return _send_all(to_send, lambda delivery: _delivery_send(delivery, capture, token=token))
+
+
+def _alerts_decided(*, capture_id: int, now: datetime) -> None:
+    CaptureFollowup.objects.filter(capture_id=capture_id, alerts_decided_at__isnull=True).update(alerts_decided_at=now)
 
 
 def _send_all(rows: Iterable, send) -> int:

@@ -12,14 +12,21 @@ What leaves a row undispatched: Redis down or unreachable, the web process kille
 commit and the enqueue, or the database itself gone for the moment of the bookkeeping write. A
 beat task (policies.tasks.capture_followups_redispatch, every minute) dispatches those again once
 they are REDISPATCH_AFTER old; Celery beat itself only runs while Redis is up, so the first sweep
-after Redis returns sends them. Every follow-up task is idempotent (a unique claim row or a
-conditional update), so a capture dispatched twice (the first attempt half got through, or its
-bookkeeping write failed after the enqueue) still alerts once.
+after Redis returns sends them.
+
+The sweep also dispatches again a capture whose tasks Redis took and then lost (restarted without
+its append-only file): dispatched, but its alert task never decided its emails
+(`alerts_decided_at`) within `lost_after()`, at most MAX_DISPATCHES times in all.
+
+Every follow-up task is idempotent (a unique claim row or a conditional update), so a capture
+dispatched twice (the first attempt half got through, its bookkeeping write failed after the
+enqueue, or its tasks were only late) still alerts once.
 """
 
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -33,6 +40,19 @@ logger = logging.getLogger(__name__)
 REDISPATCH_AFTER = timedelta(minutes=1)
 # Per sweep, so a long outage's backlog drains over a few minutes instead of one long task.
 REDISPATCH_BATCH = 500
+# A dispatched capture whose alert task has not decided its emails this long after lost its tasks
+# (Redis restarted without them). Longer than Redis takes to hand a dead worker's task to another
+# (the visibility timeout), so a task that is merely late is not sent again; the extra half hour
+# is for a backlog in the queue.
+LOST_AFTER_MARGIN = timedelta(minutes=30)
+# A capture whose alert task fails every time (a bug, not an outage) is not dispatched for ever.
+MAX_DISPATCHES = 5
+
+
+def lost_after() -> timedelta:
+    """How long after its dispatch a capture's undecided alerts count as lost."""
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    return timedelta(seconds=visibility) + LOST_AFTER_MARGIN
 
 
 def capture_followup_open(*, capture_id: int, now: datetime | None = None) -> None:
@@ -66,7 +86,8 @@ def capture_followups_record(*, capture_id: int, dispatched: bool, now: datetime
 
 
 def capture_followups_redispatch(*, now: datetime | None = None, batch: int = REDISPATCH_BATCH) -> int:
-    """Dispatch again the follow-ups that did not reach the broker; returns how many captures were retried."""
+    """Dispatch again the follow-ups that did not reach the broker, or that Redis lost after taking
+    them; returns how many captures were dispatched."""
     from safeguard.captures.models import Capture
     from safeguard.captures.services import capture_dispatch_followups
 
@@ -76,6 +97,12 @@ def capture_followups_redispatch(*, now: datetime | None = None, batch: int = RE
         .order_by("created_at")
         .values_list("capture_id", flat=True)[:batch]
     )
-    for capture in Capture.objects.filter(pk__in=capture_ids).order_by("pk"):
+    lost = CaptureFollowup.objects.filter(
+        alerts_decided_at__isnull=True, dispatched_at__lte=now - lost_after(), attempts__lt=MAX_DISPATCHES
+    )
+    lost_ids = list(lost.order_by("dispatched_at").values_list("capture_id", flat=True)[: batch - len(capture_ids)])
+    if lost_ids:
+        logger.warning("Dispatching again the follow-ups of %s captures whose tasks were lost", len(lost_ids))
+    for capture in Capture.objects.filter(pk__in=capture_ids + lost_ids).order_by("pk"):
         capture_dispatch_followups(capture)
-    return len(capture_ids)
+    return len(capture_ids) + len(lost_ids)

@@ -315,6 +315,8 @@ class CaptureFollowup(models.Model):
     `dispatched_at` is set once its tasks are enqueued after the commit. A row whose `dispatched_at`
     stays empty (Redis down, the web process killed after the commit) is dispatched again by a
     beat task (safeguard.policies.followups), so a capture stored while Redis was down still alerts.
+    `alerts_decided_at` is set by the alert task once it has decided the capture's emails: a row
+    dispatched long ago without it lost its tasks after Redis accepted them, and is dispatched again.
     `attempts` counts dispatch attempts.
     """
 
@@ -323,11 +325,15 @@ class CaptureFollowup(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    alerts_decided_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=1)
 
     class Meta:
         indexes = [
-            models.Index(fields=["created_at"], condition=Q(dispatched_at__isnull=True), name="followup_undispatched")
+            models.Index(fields=["created_at"], condition=Q(dispatched_at__isnull=True), name="followup_undispatched"),
+            models.Index(
+                fields=["dispatched_at"], condition=Q(alerts_decided_at__isnull=True), name="followup_undecided"
+            ),
         ]
 
     def __str__(self) -> str:

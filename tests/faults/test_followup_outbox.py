@@ -12,9 +12,15 @@ import pytest
 
 from safeguard.captures.models import Capture
 from safeguard.captures.services import capture_dispatch_followups
-from safeguard.policies.followups import REDISPATCH_AFTER, capture_followups_redispatch
+from safeguard.policies.followups import (
+    MAX_DISPATCHES,
+    REDISPATCH_AFTER,
+    capture_followups_record,
+    capture_followups_redispatch,
+    lost_after,
+)
 from safeguard.policies.models import AlertDelivery, CaptureFollowup, DeliveryStatus
-from tests.factories import CaptureFactory
+from tests.factories import CaptureFactory, KeywordFactory
 from tests.faults.flow import alert_rule, post_capture
 
 
@@ -79,3 +85,50 @@ def test_a_capture_stored_without_a_followup_row_gets_one_when_dispatched(smtp):
     followup = CaptureFollowup.objects.get(capture=capture)
     assert followup.dispatched_at is not None and followup.attempts == 1
     assert Capture.objects.get(pk=capture.pk).screenshot_preview
+
+
+@pytest.mark.django_db
+def test_a_capture_whose_dispatched_tasks_were_lost_is_dispatched_again_after_lost_after(
+    cast, smtp, django_capture_on_commit_callbacks
+):
+    alert_rule(cast.year9, cast.teacher9)
+    with django_capture_on_commit_callbacks(execute=False):
+        status, capture = post_capture(cast.device_token, user=cast.pupil9.username)
+    assert status == 201
+    # Its tasks reached Redis, which then lost them (restarted without its append-only file).
+    capture_followups_record(capture_id=capture.pk, dispatched=True)
+    followup = CaptureFollowup.objects.get(capture=capture)
+    assert followup.dispatched_at is not None and followup.alerts_decided_at is None
+
+    # Late is not lost: Redis may still hand a dead worker's task to another.
+    assert capture_followups_redispatch(now=followup.dispatched_at + lost_after() - timedelta(seconds=1)) == 0
+    assert capture_followups_redispatch(now=followup.dispatched_at + lost_after()) == 1
+
+    assert len(smtp.messages) == 1
+    followup.refresh_from_db()
+    assert followup.alerts_decided_at is not None and followup.attempts == 2
+    # Decided: never dispatched again, however late the sweep.
+    assert capture_followups_redispatch(now=followup.dispatched_at + 10 * lost_after()) == 0
+    assert len(smtp.messages) == 1
+
+
+@pytest.mark.django_db
+def test_a_capture_with_no_matching_rule_counts_as_decided(cast, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        KeywordFactory(text="blade", severity="severe")  # no alert rule
+        status, capture = post_capture(cast.device_token, user=cast.pupil9.username)
+    assert status == 201
+
+    followup = CaptureFollowup.objects.get(capture=capture)
+    assert followup.alerts_decided_at is not None
+    assert capture_followups_redispatch(now=followup.dispatched_at + 10 * lost_after()) == 0
+
+
+@pytest.mark.django_db
+def test_lost_work_is_dispatched_at_most_max_dispatches_times(cast):
+    capture = CaptureFactory()
+    capture_followups_record(capture_id=capture.pk, dispatched=True)
+    CaptureFollowup.objects.filter(capture=capture).update(attempts=MAX_DISPATCHES)
+    followup = CaptureFollowup.objects.get(capture=capture)
+
+    assert capture_followups_redispatch(now=followup.dispatched_at + lost_after()) == 0

@@ -5,6 +5,7 @@ The test kills Redis, an agent posts a capture (through the real API), Redis com
 (nothing was saved: the worst case, every queued message lost), and the beat sweep
 (`capture_followups_redispatch`, sent as `celery beat` would send it) finds the capture's
 follow-up row, written undispatched in the capture's own transaction, and dispatches its work.
+The second case: Redis took the capture's tasks and lost them before any worker ran them.
 """
 
 import pytest
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from safeguard.celery import app as celery_app
 from safeguard.policies import tasks
-from safeguard.policies.followups import REDISPATCH_AFTER
+from safeguard.policies.followups import REDISPATCH_AFTER, lost_after
 from safeguard.policies.models import AlertDelivery, CaptureFollowup, DeliveryStatus
 from tests.faults.flow import alert_rule, post_capture
 from tests.faults.servers import PrivateRedis, free_port, wait_until
@@ -112,3 +113,49 @@ def test_the_sweep_is_on_the_beat_schedule_every_minute():
     entry = django_settings.CELERY_BEAT_SCHEDULE["capture-followups-redispatch"]
     assert entry["task"] == tasks.capture_followups_redispatch.name
     assert entry["schedule"] == 60.0
+
+
+def test_a_capture_whose_queued_tasks_redis_lost_is_alerted_once_by_the_sweep(
+    postgresql_transactional_db, smtp, cast, private_redis, tmp_path
+):
+    """Redis took the capture's tasks, then restarted without them (no append-only file) before a worker ran them."""
+    alert_rule(cast.year9, cast.teacher9)
+    queue = new_queue_name()
+    with sending_to(queue, broker_url=private_redis.url):
+        status, capture = post_capture(cast.device_token, user=cast.pupil9.username)  # no worker running yet
+        assert status == 201
+        followup = CaptureFollowup.objects.get(capture=capture)
+        assert followup.dispatched_at is not None and followup.alerts_decided_at is None
+
+        private_redis.stop()
+        private_redis.start()  # empty: the queued tasks are gone
+        worker = start_worker(
+            queue=queue,
+            media_root=django_settings.MEDIA_ROOT,
+            log_path=tmp_path / "worker.log",
+            extra_env={**smtp.worker_env(), "REDIS_URL": private_redis.url},
+        )
+        try:
+            early = tasks.capture_followups_redispatch.delay()  # late is not lost: nothing yet
+            worker.wait_for_task(early.id)
+            assert smtp.messages == []
+
+            # Time passes (moved rather than waited for) beyond the point where Redis would have
+            # handed a dead worker's task back; the sweep counts the tasks as lost.
+            CaptureFollowup.objects.filter(capture=capture).update(dispatched_at=timezone.now() - lost_after())
+            sweep = tasks.capture_followups_redispatch.delay()
+            assert " succeeded in " in worker.wait_for_task(sweep.id)
+
+            [mail] = smtp.wait_for(1, log=worker.log)
+            assert f"/console/captures/{capture.uuid}/" in mail.text()
+            wait_until(
+                lambda: CaptureFollowup.objects.filter(capture=capture, alerts_decided_at__isnull=False).exists(),
+                timeout=30,
+                what="the alerts to be decided",
+                log=worker.log,
+            )
+            again = tasks.capture_followups_redispatch.delay()
+            worker.wait_for_task(again.id)
+            assert len(smtp.messages) == 1
+        finally:
+            stop_worker(worker)
