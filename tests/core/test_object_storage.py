@@ -6,8 +6,8 @@ itself is not installable from this machine's package registries (PyPI, Debian, 
 not check credentials, so "the bucket is private" is checked as the objects' ACLs (no public
 grant), not by an anonymous request being refused.
 
-Specification: with S3 media a capture uploaded through the agent API lands in the bucket (and
-not on local disk); the console streams it to a staff member who may see the pupil and answers
+Specification: with S3 media a capture, a recording and a thumbnail uploaded through the agent
+API, and a PDF export, land in the bucket (and not on local disk); the console streams each to a staff member who may see the pupil and answers
 404 to one who may not; a recording is served by ranges (each a ranged GET); retention deletes
 the objects of what it removes; with S3_BUCKET in the environment the settings select the S3
 backend, private and signed.
@@ -28,13 +28,17 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from safeguard.captures.models import Capture, CaptureStatus, Recording
+from safeguard.captures.exports import export_job_create
+from safeguard.captures.models import Capture, CaptureStatus, ExportJob, Recording
+from safeguard.groups.models import Device
 from safeguard.logs.models import RetentionSettings
 from safeguard.logs.retention import retention_apply
 from tests.captures.test_api_captures import metadata, post_capture
 from tests.captures.test_api_recording import MP4, post_recording
+from tests.captures.test_exports import params as export_params
 from tests.factories import CaptureFactory, KeywordFactory, KeywordPolicyFactory, RecordingFactory, png_bytes
 from tests.faults.servers import free_port, wait_until
+from tests.groups.test_api_thumbnail import upload as upload_thumbnail
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,6 +209,52 @@ def test_retention_deletes_the_objects_of_what_it_removes(bucket, django_capture
 
     assert report["captures"] == {"rows": 1, "files": 2}
     assert keys(bucket) == {kept.screenshot.name}
+
+
+def test_thumbnails_from_the_agent_api_replace_their_object_and_reach_only_staff_who_see_the_device(
+    bucket, device_client, client, cast, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = upload_thumbnail(device_client, png_bytes(colour="red"))
+    first_name = Device.objects.get(pk=device_client.device.pk).thumbnail.name
+    with django_capture_on_commit_callbacks(execute=True):
+        second = upload_thumbnail(device_client, png_bytes(colour="blue"))
+    second_name = Device.objects.get(pk=device_client.device.pk).thumbnail.name
+
+    assert (first.status_code, second.status_code) == (204, 204)
+    assert second_name in keys(bucket) and first_name not in keys(bucket)  # the old one is deleted
+
+    cast.device9.current_person = cast.pupil9  # teachers see a computer through who is at it
+    cast.device9.thumbnail.save("t.png", ContentFile(png_bytes(colour="green")))
+    url = f"/console/devices/{cast.device9.uuid}/thumbnail"
+    client.force_login(cast.teacher9)
+    allowed = client.get(url)
+    client.force_login(cast.teacher10)
+    assert client.get(url).status_code == 404
+    assert (allowed.status_code, body(allowed)) == (200, stored_bytes(bucket, cast.device9.thumbnail.name))
+
+
+def test_a_pdf_export_is_written_to_the_bucket_and_downloaded_by_its_requester_only(
+    bucket, client, cast, django_capture_on_commit_callbacks
+):
+    CaptureFactory(person=cast.pupil9, device=cast.device9, screenshot=ContentFile(png_bytes(), "s.png"))
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs in-process after the commit
+        job = export_job_create(requested_by=cast.lead, params=export_params(person=cast.pupil9))
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.DONE, job.error
+    assert job.file.name in keys(bucket)
+    url = f"/console/exports/{job.uuid}/download"
+
+    client.force_login(cast.lead)
+    download = client.get(url)
+    client.force_login(cast.teacher9)
+    assert client.get(url).status_code == 404
+
+    assert download.status_code == 200
+    pdf = body(download)
+    assert pdf == stored_bytes(bucket, job.file.name)
+    assert pdf.startswith(b"%PDF")
+    assert download["Content-Disposition"].startswith("attachment;")
 
 
 # --- settings ---------------------------------------------------------------------------------
