@@ -97,7 +97,7 @@ def school(settings):
         ),
         "confide": (ConfideReportFactory(status=ConfideReport.Status.CLOSED), ConfideReportFactory(status="closed")),
         "confide_open": ConfideReportFactory(status=ConfideReport.Status.NEW),
-        "audit": (AuditEntryFactory(), AuditEntryFactory()),
+        "audit": (AuditEntryFactory(created_at=days_ago(2191)), AuditEntryFactory(created_at=days_ago(2189))),
         "exports": (
             ExportJobFactory(status="done", file=ContentFile(b"%PDF-1.7 old", name="r.pdf")),
             ExportJobFactory(status="done", file=ContentFile(b"%PDF-1.7 new", name="r.pdf")),
@@ -117,8 +117,6 @@ def school(settings):
     age(rows["confide"][0], days=731)
     age(rows["confide"][1], days=729)
     age(rows["confide_open"], days=3000)
-    for entry, days in zip(rows["audit"], (2191, 2189), strict=True):
-        AuditEntry.objects.filter(pk=entry.pk).update(created_at=days_ago(days))
     age(rows["exports"][0], days=8, field="created_at")
     age(rows["exports"][1], days=6, field="created_at")
     return rows
