@@ -1,5 +1,7 @@
 """Admin forms for groups, memberships and enrolment codes."""
 
+from datetime import timedelta
+
 from django import forms
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.forms.models import InlineForeignKeyField
@@ -127,6 +129,15 @@ class EnrolmentCodeForm(forms.ModelForm):
             "max_uses": "How many devices may enrol with this code.",
             "expires_at": "After this time the code no longer works. Leave empty for no expiry.",
         }
+
+    # A new code expires in a week unless the admin says otherwise: a code copied into a rollout
+    # script or an email should not keep working for ever.
+    DEFAULT_EXPIRY = timedelta(days=7)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:
+            self.initial.setdefault("expires_at", timezone.localtime().replace(microsecond=0) + self.DEFAULT_EXPIRY)
 
     def clean_max_uses(self) -> int:
         max_uses = self.cleaned_data["max_uses"]

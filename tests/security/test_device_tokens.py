@@ -160,3 +160,17 @@ def test_a_throttled_agent_keeps_its_items_and_backs_off_for_retry_after(live_se
     finally:
         client.close()
         outbox.close()
+
+
+@pytest.mark.django_db
+def test_a_new_enrolment_code_in_the_admin_expires_in_a_week_unless_changed(superuser_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from safeguard.groups.forms import EnrolmentCodeForm
+
+    proposed = EnrolmentCodeForm().initial["expires_at"]
+    assert timedelta(days=6, hours=23) < proposed - timezone.now() <= timedelta(days=7)
+    page = superuser_client.get("/admin/groups/enrolmentcode/add/").content.decode()
+    assert f'name="expires_at_0" value="{timezone.localtime(proposed):%d/%m/%Y}"' in page
