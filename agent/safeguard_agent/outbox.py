@@ -141,6 +141,10 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # durable on commit, not only consistent
         self._db.execute("PRAGMA journal_size_limit=67108864")
+        # A 512 KB page cache instead of SQLite's 2 MB: the queue is read head-first and its blobs
+        # (screenshots, thumbnails) are read once, so a bigger cache only fills with pages never read again,
+        # and it is resident memory on a pupil's computer. The OS's file cache serves the rest.
+        self._db.execute("PRAGMA cache_size=-512")
         self._db.executescript(SCHEMA)
         if self.path.exists() and hasattr(self.path, "chmod"):
             try:

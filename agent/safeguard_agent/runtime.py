@@ -110,6 +110,23 @@ def tune_memory(*, arenas: int = 1) -> bool:
     return bool(mallopt(m_arena_max, arenas))
 
 
+def release_free_memory() -> bool:
+    """On Linux with glibc, hand the heap's free pages back to the system (`malloc_trim`).
+
+    Building a keyword engine makes and drops a few MB of scratch that glibc would otherwise keep
+    (measured with 5,442 keywords: about 3 MB of RSS). Called after each config change, which is rare,
+    not on a timer: the screen frames reuse their freed pages every second, and giving those back only
+    costs page faults to get them again. No-op elsewhere; returns whether it ran."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim(0)
+    return True
+
+
 def _clip(value: Any, limit: int) -> str:
     text = "" if value is None else str(value)
     return text[:limit]
@@ -661,6 +678,7 @@ class Agent:
             self._wake_config.clear()
 
     def _config_changed(self, sync: PolicySync) -> None:
+        release_free_memory()  # the old engine and the build's scratch are garbage now
         self._notify("config")
 
     def heartbeat_once(self, *, timeout: tuple[float, float] | None = None) -> bool:

@@ -22,8 +22,15 @@ from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
+
+# ImageFont and ImageDraw are imported when the first watermark is drawn: FreeType and its Pillow binding
+# add about 1.5 MB to the agent's memory, and most pupils' sessions make no capture at all.
 
 FONT_RESOURCE = "fonts/DejaVuSans.ttf"
 
@@ -58,6 +65,8 @@ def _font_source() -> str | bytes:
 @lru_cache(maxsize=16)
 def font(size: int) -> ImageFont.FreeTypeFont:
     """The bundled DejaVu Sans at `size` pixels (cached: screenshots of one screen share one size)."""
+    from PIL import ImageFont
+
     source = _font_source()
     if isinstance(source, bytes):
         return ImageFont.truetype(io.BytesIO(source), size)
@@ -204,6 +213,8 @@ def _layout(lines: list[str], width: int, height: int) -> _Layout | None:
 
 
 def _render(layout: _Layout) -> tuple[tuple[int, int, int, int], Image.Image]:
+    from PIL import ImageDraw
+
     overlay = Image.new("RGBA", (layout.panel_width, layout.panel_height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     draw.rounded_rectangle(

@@ -39,7 +39,7 @@ _WORD_TAIL = re.compile(r"[^\W_]*")
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "severe": 3}
 
 
-@dataclass
+@dataclass(slots=True)  # one per keyword, kept for the engine's life: no __dict__ each
 class _Entry:
     """Something the automaton looks for: a keyword, a 'requires nearby' word, or an allow-list phrase."""
 
@@ -54,7 +54,7 @@ class _Entry:
     max_length: int = 0  # longest normalised form, for window sizes
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     entry: int
     start: int

@@ -6,7 +6,7 @@ MATCH_KINDS = ("word", "phrase", "abbreviation")
 SEVERITIES = ("low", "medium", "high", "severe")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the engine keeps one per keyword (5,000+), no __dict__ each
 class KeywordSpec:
     """One keyword of one policy, as an admin or the shipped library wrote it.
 
@@ -36,7 +36,7 @@ class KeywordSpec:
         object.__setattr__(self, "requires_nearby", tuple(self.requires_nearby))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AllowSpec:
     """A phrase that suppresses any hit of `policy` inside it ("kill time"). policy=None: every policy."""
 
@@ -44,7 +44,7 @@ class AllowSpec:
     policy: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     keyword: str
     policy: str
