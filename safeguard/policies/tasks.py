@@ -47,5 +47,5 @@ def escalations_send_due(self) -> int:
 
 @shared_task(autoretry_for=(DatabaseError,), retry_backoff=True, max_retries=3)
 def capture_followups_redispatch() -> int:
-    """Enqueue again the follow-ups of captures stored while the broker was down."""
+    """Enqueue again the follow-ups of captures stored while the broker was down, or whose tasks it lost."""
     return followups.capture_followups_redispatch()
