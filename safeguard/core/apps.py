@@ -6,6 +6,9 @@ class CoreConfig(AppConfig):
     label = "core"
 
     def ready(self) -> None:
-        from safeguard.core import access_audit
+        from django.contrib.auth.signals import user_logged_in
+
+        from safeguard.core import access_audit, twofactor
 
         access_audit.connect()
+        user_logged_in.connect(twofactor.note_device_at_login, dispatch_uid="twofactor_note_device")

@@ -76,6 +76,25 @@ def confirmed_device(user) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
 
 
+# Whether the logged-in user has a confirmed device, noted in the session at login, so the
+# middleware costs no query per page. A device set up later is set up in this session (which is
+# then verified); one an admin deletes is noticed by the verify page.
+SESSION_HAS_DEVICE = "safeguard_2fa_has_device"
+
+
+def note_device_at_login(sender, request, user, **kwargs) -> None:
+    """user_logged_in receiver (connected in CoreConfig.ready)."""
+    if request is not None and hasattr(request, "session"):
+        request.session[SESSION_HAS_DEVICE] = confirmed_device(user) is not None
+
+
+def _has_device(request: HttpRequest) -> bool:
+    noted = request.session.get(SESSION_HAS_DEVICE)
+    if noted is None:  # a session from before this was noted
+        noted = request.session[SESSION_HAS_DEVICE] = confirmed_device(request.user) is not None
+    return noted
+
+
 def pending_redirect(request: HttpRequest) -> HttpResponse | None:
     """The response that stops an unverified user short of `request.path`, or None to let it through."""
     user = getattr(request, "user", None)
@@ -83,7 +102,7 @@ def pending_redirect(request: HttpRequest) -> HttpResponse | None:
         return None
     if user.is_verified():
         return None
-    if confirmed_device(user) is not None:
+    if _has_device(request):
         target = VERIFY_URL
     elif two_factor_required(user):
         target = SETUP_URL
@@ -179,7 +198,11 @@ def verify_view(request: HttpRequest) -> HttpResponse:
     if request.user.is_verified():
         return redirect(_next_url(request))
     if confirmed_device(request.user) is None:
-        return redirect(f"{SETUP_URL}?{urlencode({'next': _next_url(request)})}")
+        # Its device was deleted (an admin's reset) since login: set up again, or go on if not required.
+        request.session[SESSION_HAS_DEVICE] = False
+        if two_factor_required(request.user):
+            return redirect(f"{SETUP_URL}?{urlencode({'next': _next_url(request)})}")
+        return redirect(_next_url(request))
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         device = match_token(request.user, form.token())

@@ -9,7 +9,9 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -283,3 +285,26 @@ def test_an_admin_removing_a_device_is_audited(client, cast):
     assert not TOTPDevice.objects.filter(pk=device.pk).exists()
     entry = AuditEntry.objects.get(action="two_factor.removed")
     assert entry.actor_name == "admin" and entry.target_id == str(user.pk)
+
+
+def test_a_device_deleted_since_login_sends_the_user_on_or_to_set_up(client, settings):
+    user = StaffUserFactory(username="teacher")
+    device = confirmed_device_for(user)
+    log_in(client, "teacher")
+    assert client.get("/console/")["Location"].startswith("/accounts/2fa/verify/")
+
+    device.delete()  # an admin's reset, while this session waits at the verify page
+
+    assert client.get("/accounts/2fa/verify/?next=/console/")["Location"] == "/console/"
+    assert client.get("/console/").status_code == 200
+
+
+def test_checking_for_a_device_costs_no_query_per_page(client):
+    StaffUserFactory(username="teacher")
+    log_in(client, "teacher")
+    client.get("/console/")
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/console/")
+
+    assert not [query for query in queries.captured_queries if "otp_totp" in query["sql"]]
