@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,19 @@ import redis
 import requests
 from django.conf import settings as django_settings
 
-PG_BIN = Path(os.environ.get("SAFEGUARD_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """PostgreSQL's programs: SAFEGUARD_PG_BIN, else Debian's newest /usr/lib/postgresql/<major>/bin."""
+    if os.environ.get("SAFEGUARD_PG_BIN"):
+        return Path(os.environ["SAFEGUARD_PG_BIN"])
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0
 
@@ -153,8 +166,6 @@ def start_private_postgres() -> PrivatePostgres:
 
 def app_environment(server: PrivatePostgres, folder: Path, **extra: str) -> dict[str, str]:
     """The environment of this checkout's processes (manage.py, gunicorn, a worker) on `server`'s database."""
-    import uuid
-
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "safeguard.settings",
