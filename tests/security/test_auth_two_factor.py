@@ -308,3 +308,15 @@ def test_checking_for_a_device_costs_no_query_per_page(client):
         client.get("/console/")
 
     assert not [query for query in queries.captured_queries if "otp_totp" in query["sql"]]
+
+
+def test_staff_without_two_factor_are_offered_it_and_verified_staff_are_not(client):
+    user = StaffUserFactory(username="teacher")
+    log_in(client, "teacher")
+
+    assert 'href="/accounts/2fa/setup/">Turn on two-factor login' in client.get("/console/").content.decode()
+    client.get("/accounts/2fa/setup/")
+    device = TOTPDevice.objects.get(user=user)
+    client.post("/accounts/2fa/setup/", {"otp_token": code_for(device)})
+
+    assert "Turn on two-factor login" not in client.get("/console/").content.decode()
