@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import models, transaction
@@ -49,6 +50,10 @@ def audit_record(
     )
 
 
+# How stale a person's last_seen_at may get before a batch rewrites it.
+LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+
+
 @dataclass(frozen=True)
 class EventBatchResult:
     """What an event batch did: how many events were stored, and which ids were already stored."""
@@ -90,7 +95,12 @@ def event_batch_ingest(*, device: Device, events: Sequence[Mapping[str, Any]]) -
         ]
         ActivityEvent.objects.bulk_create(new, ignore_conflicts=True)
         now = timezone.now()
-        Person.objects.filter(pk__in={person.pk for person in people.values()}).update(last_seen_at=now)
+        # At most one write a minute per person (like a token's last use): agents post every
+        # 10-30 s, and rewriting the same rows each time only makes dead tuples to vacuum.
+        Person.objects.filter(
+            models.Q(last_seen_at__isnull=True) | models.Q(last_seen_at__lt=now - LAST_SEEN_RESOLUTION),
+            pk__in={person.pk for person in people.values()},
+        ).update(last_seen_at=now)
         # The most recent logon in the batch says who is now at the device.
         logons = [event for event in events if event["type"] == EventType.LOGON]
         latest_logon = max(logons, key=lambda event: event["occurred_at"], default=None)
