@@ -90,6 +90,11 @@ class Cast:
 
 @pytest.fixture
 def cast(db) -> Cast:
+    return build_cast()
+
+
+def build_cast() -> Cast:
+    """The cast's rows (the `cast` fixture; tests/security builds it once per module)."""
     year9 = UserGroupFactory(name="Year 9")
     year10 = UserGroupFactory(name="Year 10")
     pupil9 = PersonFactory(username="SCHOOL\\y9pupil", display_name="Nine Pupil")

@@ -103,3 +103,50 @@ def test_assistance_requests_are_read_only(superuser_client):
     assert superuser_client.post(url, {"message": "changed"}).status_code == 403
     request_for_help.refresh_from_db()
     assert request_for_help.message == "Can someone help me?"
+
+
+def _admin_staff(username: str):
+    """A staff account allowed into the admin with every Confide permission Django has."""
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import StaffUserFactory
+
+    user = StaffUserFactory(username=username, is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="confide"))
+    return user
+
+
+def test_admin_permissions_alone_do_not_open_confide(client, cast):
+    """An IT account with "view Confide report" but no Confide right is refused, as in the console."""
+    report = ConfideReportFactory(person=cast.pupil9, device=cast.device9)
+    ConfideNoteFactory(report=report)
+    client.force_login(_admin_staff("it.support"))
+
+    assert client.get(admin_url(ConfideReport, "changelist")).status_code == 403
+    assert client.get(admin_url(ConfideReport, "change", report.pk)).status_code == 403
+    assert client.get(admin_url(ConfideNote, "changelist")).status_code == 403
+    assert client.get(admin_url(ConfideNote, "add")).status_code == 403
+    autocomplete = "/admin/autocomplete/?app_label=confide&model_name=confidenote&field_name=report&term="
+    assert client.get(autocomplete).status_code == 403
+    # The app index does not list them either.
+    assert "Confide report" not in client.get("/admin/").content.decode()
+
+
+def test_a_confide_viewer_sees_in_the_admin_only_the_reports_the_console_shows_them(client, cast):
+    from tests.factories import StaffAccessFactory
+
+    viewer = _admin_staff("head.of.year9")
+    StaffAccessFactory(user=viewer, group=cast.year9, can_view_captures=False, is_confide_viewer=True)
+    mine = ConfideReportFactory(person=cast.pupil9, device=cast.device9, message="From year nine")
+    other = ConfideReportFactory(person=cast.pupil10, device=cast.device10, message="From year ten")
+    anonymous_report()
+    client.force_login(viewer)
+
+    listing = client.get(admin_url(ConfideReport, "changelist"))
+    assert listing.status_code == 200
+    assert listing.context["cl"].result_count == 2  # Year 9's report and the anonymous one
+    assert client.get(admin_url(ConfideReport, "change", mine.pk)).status_code == 200
+    # Another group's report: the admin's "does not exist" (back to the index), not its contents.
+    response = client.get(admin_url(ConfideReport, "change", other.pk))
+    assert response.status_code == 302
+    assert "From year ten" not in client.get(response["Location"]).content.decode()
