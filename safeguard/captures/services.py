@@ -13,6 +13,7 @@ from django.core.files.base import ContentFile, File
 from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 from PIL import Image
 
 from safeguard.captures.models import Capture, CaptureNote, CaptureStatus, Recording, screenshot_preview_path
@@ -137,10 +138,11 @@ def capture_dispatch_followups(capture: Capture) -> None:
     """Enqueue the follow-up work of a newly stored capture: after its commit, and again from the sweep.
 
     One place for everything a new capture sets off in the background (preview, email alerts,
-    action rules, ...): each entry is a task taking the capture's id. Each is enqueued on its own,
-    so a broker hiccup for one does not stop the others; every task is idempotent (it claims its
-    work with a unique row or a conditional update), so a redelivery or a second dispatch does
-    nothing twice. The outcome is recorded on the capture's follow-up row (safeguard.policies.followups).
+    action rules, ...): each entry is a task taking the capture's id. When the broker cannot be
+    reached for one, the rest are not tried: each attempt costs the agent's request about a second,
+    and the sweep dispatches them all again. Every task is idempotent (it claims its work with a unique row or a
+    conditional update), so a redelivery or a second dispatch does nothing twice. The outcome is
+    recorded on the capture's follow-up row (safeguard.policies.followups).
     """
     from safeguard.captures import tasks
     from safeguard.policies import tasks as policy_tasks
@@ -155,9 +157,11 @@ def capture_dispatch_followups(capture: Capture) -> None:
     for task in followups:
         try:
             task.delay(capture.pk)
-        except Exception:  # the broker is down: log it; the capture itself is safely stored
+        except Exception as error:  # the broker is down: log it; the capture itself is safely stored
             dispatched = False
             logger.exception("Could not enqueue %s for capture %s", task.name, capture.pk)
+            if isinstance(error, BrokerError):
+                break  # (not for an error of a task run in-process, eagerly: the others still run)
     # Remembered either way: a beat task dispatches again what did not reach the broker.
     capture_followups_record(capture_id=capture.pk, dispatched=dispatched)
 

@@ -22,6 +22,7 @@ from safeguard.policies.followups import (
 from safeguard.policies.models import AlertDelivery, CaptureFollowup, DeliveryStatus
 from tests.factories import CaptureFactory, KeywordFactory
 from tests.faults.flow import alert_rule, post_capture
+from tests.workers import new_queue_name, sending_to
 
 
 @pytest.mark.django_db
@@ -132,3 +133,21 @@ def test_lost_work_is_dispatched_at_most_max_dispatches_times(cast):
     followup = CaptureFollowup.objects.get(capture=capture)
 
     assert capture_followups_redispatch(now=followup.dispatched_at + lost_after()) == 0
+
+
+@pytest.mark.django_db
+def test_with_the_broker_unreachable_the_request_tries_it_once_and_leaves_the_rest_to_the_sweep(
+    cast, smtp, caplog, django_capture_on_commit_callbacks
+):
+    alert_rule(cast.year9, cast.teacher9)
+    # Nothing listens on port 1: every enqueue fails, as when Redis is down.
+    with sending_to(new_queue_name(), broker_url="redis://127.0.0.1:1/0"):
+        with django_capture_on_commit_callbacks(execute=True):
+            status, capture = post_capture(cast.device_token, user=cast.pupil9.username)
+
+    assert status == 201
+    refused = [record for record in caplog.records if record.getMessage().startswith("Could not enqueue")]
+    assert len(refused) == 1  # not once per task: each try costs the agent's request about a second
+    followup = CaptureFollowup.objects.get(capture=capture)
+    assert (followup.dispatched_at, followup.attempts) == (None, 1)
+    assert smtp.messages == []
