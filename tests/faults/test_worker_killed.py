@@ -12,20 +12,32 @@ the "250". What brings the email back, and why it goes once:
 - the email's claim row (AlertDelivery / AlertDigest, PENDING, claimed by the task's id) was
   committed before the SMTP conversation began; the redelivered task, having the same id, may finish
   its own claim, and marks the row SENT after the "250". Any later run finds SENT and sends nothing.
+
+Alerts, digests and escalation rounds each have their test.
 """
 
 import os
 import signal
 import time
+from datetime import timedelta
 
 import pytest
 import redis
 from django.utils import timezone
 
+from safeguard.captures.models import Capture
 from safeguard.policies import tasks
 from safeguard.policies.alerts import capture_alerts_send
-from safeguard.policies.models import AlertDelivery, AlertDigest, AlertRule, DeliveryStatus, Keyword
-from tests.factories import CaptureFactory
+from safeguard.policies.models import (
+    AlertDelivery,
+    AlertDigest,
+    AlertRule,
+    DeliveryStatus,
+    EscalationRound,
+    EscalationSettings,
+    Keyword,
+)
+from tests.factories import CaptureFactory, EscalationContactFactory, EscalationSettingsFactory, KeywordFactory
 from tests.faults.flow import KEYWORD, alert_rule, post_capture
 from tests.faults.servers import wait_until
 from tests.workers import REDIS_URL, _descendants, kill_worker, new_queue_name, sending_to, start_worker, stop_worker
@@ -199,3 +211,40 @@ def test_worker_killed_mid_digest_email_the_redelivered_task_sends_that_digest_o
     for later in (tasks.alert_digests_send.delay(), tasks.alert_claims_retry.delay()):
         second.wait_for_task(later.id)
     assert len(smtp.messages) == 1
+
+
+def test_worker_killed_mid_escalation_email_the_redelivered_task_sends_that_round_once(
+    postgresql_transactional_db, smtp, cast, queue, workers
+):
+    escalation = EscalationSettingsFactory(group=cast.year9, minutes=15, max_rounds=3)
+    EscalationContactFactory(escalation=escalation, user=cast.lead, order=1)
+    capture = CaptureFactory(person=cast.pupil9, keyword=KeywordFactory(severity="severe"), device=cast.device)
+    # Time passes by moving the past back: escalation set up an hour ago, the capture 16 minutes ago.
+    now = timezone.now()
+    EscalationSettings.objects.filter(pk=escalation.pk).update(created_at=now - timedelta(hours=1))
+    Capture.objects.filter(pk=capture.pk).update(received_at=now - timedelta(minutes=16))
+    stalling = smtp.stall_next_data()
+    first = workers("first")
+
+    result = tasks.escalations_send_due.delay()
+    assert stalling.wait(60), f"the worker never reached DATA:\n{first.log()[-3000:]}"
+    escalation_round = EscalationRound.objects.get()
+    assert (escalation_round.round, escalation_round.status, escalation_round.claimed_by) == (
+        1,
+        DeliveryStatus.PENDING,
+        result.id,
+    )
+    kill_worker(first)
+    wait_until_dropped(smtp, first)
+
+    second = restart_after_visibility_timeout(queue, workers)
+
+    line = second.wait_for_task(result.id)
+    assert " succeeded in " in line, line
+    [mail] = smtp.wait_for(1, log=second.log)
+    assert mail.recipients == ["lead@school.test"] and "ESCALATION" in mail.subject
+    escalation_round.refresh_from_db()
+    assert (escalation_round.status, escalation_round.attempts) == (DeliveryStatus.SENT, 1)
+    second.wait_for_task(tasks.escalations_send_due.delay().id)  # the next sweep: round 2 is not due yet
+    assert len(smtp.messages) == 1
+    assert EscalationRound.objects.count() == 1
