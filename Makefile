@@ -56,7 +56,8 @@ run: $(VENV)/.installed-runtime $(STATIC_STAMP)
 	@echo "  Stop with Ctrl+C."
 	@echo
 	exec $(VENV)/bin/gunicorn safeguard.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --threads 4 \
-		--no-control-socket --access-logfile - --error-logfile -
+		--no-control-socket --access-logfile - --error-logfile - \
+		--logger-class safeguard.core.accesslog.AccessLogWithoutConfide
 
 # collectstatic compresses every file (about half a minute), so it runs only when something changed.
 $(STATIC_STAMP): $(STATIC_SOURCES) $(VENV)/.installed-runtime

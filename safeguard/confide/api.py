@@ -66,6 +66,7 @@ class ConfideSerializer(AgentRequestSerializer):
 
 class ConfideView(DeviceAPIMixin, APIView):
     parser_classes = [JSONParser]
+    record_token_use = False  # the token is checked, its use not written down (DeviceAPIMixin)
 
     @extend_schema(
         operation_id="agent_confide",

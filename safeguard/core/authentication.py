@@ -57,7 +57,9 @@ class DeviceTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Unknown or revoked device token.")
         now = timezone.now()
         # Write at most once a minute per token: this runs on every agent call.
-        if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60:
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        record_use = getattr(view, "record_token_use", True)
+        if record_use and (record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60):
             DeviceToken.objects.filter(pk=record.pk).update(last_used_at=now)
         return DevicePrincipal(device=record.device), record
 
@@ -77,6 +79,9 @@ class DeviceAPIMixin:
 
     authentication_classes = [DeviceTokenAuthentication]
     permission_classes = [IsDevice]
+    # Whether a call stamps the token's last_used_at. Confide turns it off: stamping the moment an
+    # anonymous report arrives would tie it to its device by time (heartbeats show the device alive).
+    record_token_use = True
     throttle_classes = [DeviceTokenRateThrottle]  # per-token rate limit (safeguard.core.throttling)
 
     def device(self, request: Request):
