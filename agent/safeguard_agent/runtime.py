@@ -768,10 +768,13 @@ class Agent:
                 self._thumbnail()
 
     def _thumbnail(self) -> None:
+        recorder = self.recorder
+        # The recorder's newest frame, when it runs, rather than another grab of the screen (see make_thumbnail).
+        frame = recorder.latest_frame_jpeg() if recorder is not None and recorder.running else None
         try:
             from safeguard_agent.evidence import make_thumbnail
 
-            image = make_thumbnail()
+            image = make_thumbnail(frame_jpeg=frame)
         except Exception as error:
             log.debug("No thumbnail this time: %s", error)
             return

@@ -329,3 +329,17 @@ def test_no_frames_at_all_is_an_error_and_leaves_no_file(recorders, tmp_path: Pa
         recorder.record(0.3, tmp_path / "none.mp4")
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_live_thumbnail_is_made_from_the_rings_newest_frame(recorders) -> None:
+    from safeguard_agent.evidence.thumbnail import make_thumbnail
+
+    screen = ScriptedScreen(BLUE, size=(1280, 800))
+    recorder = recorders(fps=10, pre_seconds=0.2, grab=screen)
+    wait_until(lambda: recorder.buffered_frames() == 2)
+    frame = recorder.latest_frame_jpeg()
+
+    thumbnail = Image.open(io.BytesIO(make_thumbnail(320, frame_jpeg=frame)))
+
+    assert thumbnail.format == "JPEG" and thumbnail.size == (320, 200)
+    assert close_to(ImageStat.Stat(thumbnail.convert("RGB")).mean, BLUE)

@@ -182,6 +182,12 @@ class ScreenRecorder:
         with self._lock:
             return len(self._ring)
 
+    def latest_frame_jpeg(self) -> bytes | None:
+        """The newest frame in the ring as JPEG (at most one ring interval old), or None; the live thumbnail
+        is made from it instead of grabbing the screen again."""
+        with self._lock:
+            return self._ring[-1][1].jpeg if self._ring else None
+
     @property
     def active_recordings(self) -> int:
         """How many `record()` calls are collecting live frames now."""
