@@ -199,7 +199,12 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="safeguard")
 # Redis hands a task whose worker died unacknowledged to another worker after this many seconds
 # (it must exceed the longest task). Tests shorten it for a restarted worker, and give each
 # session's workers bookkeeping keys of their own (CELERY_UNACKED_KEY), as they get their own queue.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+# A Redis host that drops packets (rather than refusing) must not hold a capture request for minutes:
+# connecting gives up after a few seconds and the capture's follow-ups are left to the sweep.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    "socket_connect_timeout": 3,
+}
 if env.str("CELERY_UNACKED_KEY", default=""):
     CELERY_BROKER_TRANSPORT_OPTIONS.update(
         {

@@ -3,10 +3,14 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+# Seconds an agent is asked to wait before retrying while the database is away.
+DATABASE_UNAVAILABLE_RETRY_AFTER = 10
 
 
 class ApiError(exceptions.APIException):
@@ -58,6 +62,14 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response(error_body(exc.message, exc.fields), status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("Request body too large."), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is restarting or unreachable: nothing was stored (the request's transaction
+        # rolled back), so the agent keeps the item in its outbox and retries after Retry-After.
+        return Response(
+            error_body("The server's database is unavailable; try again shortly."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_UNAVAILABLE_RETRY_AFTER)},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -12,6 +12,8 @@ capture the agent queued is on the server exactly once, and every capture has it
 import io
 import json
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -159,3 +161,49 @@ def test_postgresql_restarted_mid_ingestion_loses_and_doubles_nothing(app, priva
     )
     assert followups == [(CAPTURES,)]
     outbox.close()
+
+
+def test_api_answers_503_in_the_error_shape_while_the_database_is_down(app, private_postgres):
+    """The agent's outbox must see a retryable answer (5xx with Retry-After), in the one error shape."""
+    seeded = json.loads(manage("shell", "-c", SEED.replace("{mode}", "down"), env=app.env).strip().splitlines()[-1])
+    batch = {
+        "events": [
+            {
+                "id": str(uuid.uuid4()),
+                "type": "window",
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "user": USER,
+                "data": {"title": "Notes", "application": "notepad.exe"},
+            }
+        ]
+    }
+    request = urllib.request.Request(
+        f"{app.url}/api/v1/agent/events",
+        data=json.dumps(batch).encode(),
+        headers={"Authorization": f"Device {seeded['token']}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    private_postgres.stop("fast")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+    finally:
+        private_postgres.start()
+    assert refused.value.code == 503
+    assert refused.value.headers["Retry-After"].isdigit()
+    body = json.loads(refused.value.read())
+    assert set(body) == {"error", "fields"}
+    assert "database" in body["error"]
+    # Once the database is back, the same batch is accepted: the refused request stored nothing.
+    wait_until(lambda: _accepted(request), timeout=60, what="the database to come back", log=app.log)
+    assert stored(private_postgres, "logs_activityevent", seeded["device"]) == [batch["events"][0]["id"]]
+
+
+def _accepted(request: urllib.request.Request) -> bool:
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status in (200, 201)
+    except urllib.error.HTTPError as error:
+        if error.code == 503:
+            return False
+        raise
