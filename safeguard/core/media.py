@@ -1,7 +1,7 @@
 """Serving stored files (screenshots, thumbnails, recordings, PDFs) to staff who may see them.
 
 Media is never at a public URL: a console view first decides access (safeguard.core.access),
-then calls `serve_protected_file`. Two modes:
+then calls `serve_protected_file`. Files on local disk go one of two ways:
 
 - Streaming (the embedded mode, `make run`): Django reads the file and sends it, honouring a
   single HTTP Range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) so a `<video>` player can seek.
