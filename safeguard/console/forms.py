@@ -7,9 +7,11 @@ what it claims (a person that is not a UUID, a date that is not a date) is dropp
 message saying so; the rest of the filters still apply.
 """
 
+import uuid
 from datetime import date, datetime, time, timedelta
 
 from django import forms
+from django.db.models import Q
 from django.utils import timezone
 
 from safeguard.captures.models import CaptureStatus
@@ -23,7 +25,72 @@ from safeguard.policies.models import KeywordPolicy, Severity
 ORDER_CHOICES = [("desc", "Newest first"), ("asc", "Oldest first")]
 
 
-class PersonChoiceField(forms.ModelChoiceField):
+# Above this many visible people (or computers), their filter is a text box taking a username, a
+# name, a hostname or an id instead of a <select> listing every one: at trust scale (20,000 pupils
+# and 20,000 computers) the two dropdowns made the log viewer a 3.5 MB page that took 20 s to
+# render (bench/logviewer.py, docs/PERFORMANCE.md "Log viewer at trust scale").
+SELECT_LIMIT = 500
+
+
+class FittedSelect(forms.Select):
+    """A model choice field's <select>, or a text box when it has more than SELECT_LIMIT choices.
+
+    The rows are read when the widget renders (one query, at most SELECT_LIMIT + 1 rows, then
+    used as the options), so a form that is not shown (a CSV export) reads none.
+    """
+
+    def __init__(self, *, field: forms.ModelChoiceField, placeholder: str) -> None:
+        super().__init__()
+        self.field = field
+        self.placeholder = placeholder
+
+    def render(self, name, value, attrs=None, renderer=None):
+        rows = list(self.field.queryset[: SELECT_LIMIT + 1])
+        if len(rows) > SELECT_LIMIT:
+            box = forms.TextInput(attrs={"placeholder": self.placeholder, "autocomplete": "off"})
+            return box.render(name, value, attrs, renderer)
+        self.choices = [("", self.field.empty_label)] + [
+            (self.field.prepare_value(row), self.field.label_from_instance(row)) for row in rows
+        ]
+        return super().render(name, value, attrs, renderer)
+
+
+class LookupChoiceField(forms.ModelChoiceField):
+    """A visible person or computer, by its UUID (links) or, typed, by one of `lookup_fields` exactly.
+
+    A text that matches nobody, or more than one, is refused like an unknown id (the filter is
+    then ignored with a message). `fit_choices()` swaps the <select> for a text box when the
+    choices are too many to list.
+    """
+
+    def __init__(self, *args, lookup_fields: tuple[str, ...], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lookup_fields = lookup_fields
+
+    def fit_choices(self, placeholder: str) -> None:
+        """Render as a <select> of the choices when there are at most SELECT_LIMIT, else as a text box."""
+        self.widget = FittedSelect(field=self, placeholder=placeholder)
+
+    def to_python(self, value):
+        text = str(value or "").strip()
+        if text in self.empty_values:
+            return None
+        try:
+            uuid.UUID(text)
+        except ValueError:
+            query = Q()
+            for name in self.lookup_fields:
+                query |= Q(**{f"{name}__iexact": text})
+            found = list(self.queryset.filter(query).order_by("pk")[:2])
+            if len(found) != 1:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"], code="invalid_choice", params={"value": text}
+                ) from None
+            return found[0]
+        return super().to_python(text)
+
+
+class PersonChoiceField(LookupChoiceField):
     def label_from_instance(self, obj) -> str:
         return f"{obj.display_name} ({obj.username})" if obj.display_name else obj.username
 
@@ -87,14 +154,18 @@ class LogFilterForm(forms.Form):
             required=False,
             empty_label="Everyone",
             label="Person",
+            lookup_fields=("username", "display_name"),
         )
-        self.fields["device"] = forms.ModelChoiceField(
+        self.fields["person"].fit_choices("Username or name")
+        self.fields["device"] = LookupChoiceField(
             queryset=access.visible_devices(user).order_by("hostname"),
             to_field_name="uuid",
             required=False,
             empty_label="Any computer",
             label="Computer",
+            lookup_fields=("hostname",),
         )
+        self.fields["device"].fit_choices("Computer name")
         self.fields["policy"] = forms.ModelChoiceField(
             queryset=KeywordPolicy.objects.order_by("name"),
             to_field_name="uuid",

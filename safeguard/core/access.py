@@ -41,29 +41,55 @@ def _cache(user) -> dict:
 
 def _with_descendants(group_ids: set[int]) -> set[int]:
     """The groups and all their subgroups: one query per tree level."""
-    result = set(group_ids)
-    frontier = set(group_ids)
+    return set(_with_descendant_kinds(dict.fromkeys(group_ids, "")))
+
+
+def _with_descendant_kinds(groups: dict[int, str]) -> dict[int, str]:
+    """The groups and all their subgroups, as {id: kind} (the kinds of `groups` as given): one query per level."""
+    result = dict(groups)
+    frontier = set(groups)
     while frontier:
-        children = set(MonitoringGroup.objects.filter(parent_id__in=frontier).values_list("pk", flat=True))
-        frontier = children - result
-        result |= frontier
+        children = dict(MonitoringGroup.objects.filter(parent_id__in=frontier).values_list("pk", "kind"))
+        frontier = set(children) - set(result)
+        result.update(children)
     return result
+
+
+def _visible_groups(user, right: Right) -> dict[int, str]:
+    """{id: kind} of the groups whose members `user` may see with `right` (cached for the request)."""
+    cache = _cache(user)
+    key = ("groups", right)
+    if key not in cache:
+        if user.is_superuser:
+            groups = dict(MonitoringGroup.objects.values_list("pk", "kind"))
+        else:
+            granted = StaffAccess.objects.filter(user_id=user.pk, **{_RIGHT_FIELDS[right]: True})
+            groups = _with_descendant_kinds(dict(granted.values_list("group_id", "group__kind")))
+        cache[key] = groups
+    return cache[key]
 
 
 def visible_group_ids(user, right: Right = "view_captures") -> frozenset[int]:
     """Ids of the groups (user and device) whose members `user` may see with `right`."""
     if user is None or not user.is_authenticated:
         return frozenset()
-    cache = _cache(user)
-    key = ("groups", right)
-    if key not in cache:
-        if user.is_superuser:
-            ids = set(MonitoringGroup.objects.values_list("pk", flat=True))
-        else:
-            granted = StaffAccess.objects.filter(user_id=user.pk, **{_RIGHT_FIELDS[right]: True})
-            ids = _with_descendants(set(granted.values_list("group_id", flat=True)))
-        cache[key] = frozenset(ids)
-    return cache[key]
+    return frozenset(_visible_groups(user, right))
+
+
+def _visible_group_ids_of_kind(user, right: Right, kind: str) -> list[int]:
+    """The visible groups (as visible_group_ids) of one kind: user groups or device groups."""
+    if user is None or not user.is_authenticated:
+        return []
+    return sorted(pk for pk, group_kind in _visible_groups(user, right).items() if group_kind == kind)
+
+
+def _visible_person_ids(user, right: Right):
+    # Person ids straight from the memberships of the visible user groups: no join with the
+    # people or groups tables. Every list of events or captures filters on this subquery, and
+    # at trust scale (20,000 pupils) the joins were most of a log viewer page's query time.
+    return Membership.objects.filter(
+        group_id__in=_visible_group_ids_of_kind(user, right, GroupKind.USER), person__isnull=False
+    ).values("person_id")
 
 
 def has_right(user, right: Right) -> bool:
@@ -72,18 +98,13 @@ def has_right(user, right: Right) -> bool:
 
 
 def visible_people(user, right: Right = "view_captures") -> QuerySet[Person]:
-    group_ids = visible_group_ids(user, right)
-    person_ids = Membership.objects.filter(
-        group_id__in=group_ids, group__kind=GroupKind.USER, person__isnull=False
-    ).values("person_id")
-    return Person.objects.filter(pk__in=person_ids)
+    return Person.objects.filter(pk__in=_visible_person_ids(user, right))
 
 
 def _visible_group_device_ids(user, right: Right):
-    group_ids = visible_group_ids(user, right)
-    return Membership.objects.filter(group_id__in=group_ids, group__kind=GroupKind.DEVICE, device__isnull=False).values(
-        "device_id"
-    )
+    return Membership.objects.filter(
+        group_id__in=_visible_group_ids_of_kind(user, right, GroupKind.DEVICE), device__isnull=False
+    ).values("device_id")
 
 
 def visible_devices(user, right: Right = "view_captures") -> QuerySet[Device]:
@@ -96,8 +117,7 @@ def visible_devices(user, right: Right = "view_captures") -> QuerySet[Device]:
 def scope_by_person_or_device(queryset: QuerySet, user, right: Right = "view_captures") -> QuerySet:
     """Filter rows with `person` and `device` foreign keys (captures, events, recordings) to what `user` sees."""
     return queryset.filter(
-        Q(person_id__in=visible_people(user, right).values("pk"))
-        | Q(device_id__in=_visible_group_device_ids(user, right))
+        Q(person_id__in=_visible_person_ids(user, right)) | Q(device_id__in=_visible_group_device_ids(user, right))
     )
 
 
