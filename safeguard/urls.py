@@ -23,3 +23,6 @@ urlpatterns = [
     path("console/", include("safeguard.console.urls")),
     path("", include("safeguard.console.root_urls")),
 ]
+
+# Under /api/ a 404 is JSON in the API's error shape (safeguard.core.api.not_found).
+handler404 = "safeguard.core.api.not_found"

@@ -90,3 +90,14 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         response.data = error_body(str(detail))
     return response
+
+
+def not_found(request, exception: Exception | None = None):
+    """The project's 404 page (handler404). Under /api/ it is the API's error shape, not HTML: a URL
+    that matches no route (a capture id that is not a UUID) is still an API answer an agent can read."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("Not found."), status=404)
+    return page_not_found(request, exception)

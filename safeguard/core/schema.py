@@ -34,6 +34,18 @@ class AgentRequestSerializer(serializers.Serializer):
     def run_validation(self, data: Any = serializers.empty) -> Any:
         if not isinstance(data, Mapping):
             raise serializers.ValidationError({"body": ["must be a JSON object"]})
+        # DRF's CharField turns a number into its digits; the schema says "string", so a number
+        # (or a list, or an object) where text belongs is refused naming the field, not stored.
+        not_text = {
+            name: ["must be a string"]
+            for name, field in self.fields.items()
+            if isinstance(field, serializers.CharField)
+            and not field.read_only
+            and data.get(name) is not None
+            and not isinstance(data.get(name), str)
+        }
+        if not_text:
+            raise serializers.ValidationError(not_text)
         return super().run_validation(data)
 
 
