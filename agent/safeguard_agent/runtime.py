@@ -60,6 +60,7 @@ PRINT_POLL_SECONDS = 10.0  # the "stopping" heartbeat must not hold up a shutdow
 # The pre-trigger ring keeps one frame a second (the issue asks for "the last ~10 seconds of low-rate
 # frames"); a recording after a trigger still has the recorder's full rate. Measured: half the ring's CPU.
 RING_FPS = 1.0
+THUMBNAIL_WIDTH = 320  # the console's live view
 
 
 def now_utc() -> datetime:
@@ -770,11 +771,11 @@ class Agent:
     def _thumbnail(self) -> None:
         recorder = self.recorder
         # The recorder's newest frame, when it runs, rather than another grab of the screen (see make_thumbnail).
-        frame = recorder.latest_frame_jpeg() if recorder is not None and recorder.running else None
         try:
             from safeguard_agent.evidence import make_thumbnail
 
-            image = make_thumbnail(frame_jpeg=frame)
+            frame = recorder.latest_frame(THUMBNAIL_WIDTH) if recorder is not None and recorder.running else None
+            image = make_thumbnail(THUMBNAIL_WIDTH, frame=frame)
         except Exception as error:
             log.debug("No thumbnail this time: %s", error)
             return

@@ -157,27 +157,33 @@ def test_a_slower_ring_grabs_fewer_frames_but_a_recording_keeps_the_full_rate(re
     assert all(close_to(colour, GREEN) for colour in colours[4:])  # live: a grab every tick
 
 
-def test_a_raw_frame_changes_its_fingerprint_when_one_character_is_typed() -> None:
-    """The ring compares grabs by a CRC of the raw pixels: one typed character must count as a change."""
+def test_a_raw_grab_changes_when_one_character_is_typed_and_its_colours_survive_the_ring(tmp_path: Path) -> None:
+    """The ring compares raw grabs byte for byte: one typed character must count as a change. Its JPEGs are
+    encoded from the BGRX bytes as they are, red and blue swapped, and decoded the right way round."""
     from safeguard_agent.evidence.screenshot import grab_raw_frame, release_thread_screen
     from safeguard_agent.testing import focus
 
-    with XvfbDisplay() as display:
+    with XvfbDisplay(screen="640x480x24") as display:
+        subprocess.run(["xsetroot", "-solid", "#dc1e1e"], env=display.env(), check=True, timeout=15)
         window = display.open_xterm("Fingerprint")
         focus(window)
-        env = display.env()
         saved = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = env["DISPLAY"]
+        os.environ["DISPLAY"] = display.env()["DISPLAY"]
         try:
             first = grab_raw_frame()
             again = grab_raw_frame()
             display.xdotool("type", "--delay", "20", "--", ".")
             deadline = time.monotonic() + 10
             typed = grab_raw_frame()
-            while typed.fingerprint() == first.fingerprint() and time.monotonic() < deadline:
+            while typed.bgrx == first.bgrx and time.monotonic() < deadline:
                 time.sleep(0.05)  # the xterm draws the character after it gets the key
                 typed = grab_raw_frame()
-            image = typed.image(640)
+            recorder = ScreenRecorder(fps=2, pre_seconds=1.0).start()
+            try:
+                wait_until(lambda: recorder.buffered_frames() >= 1)
+                frame = recorder.latest_frame()
+            finally:
+                recorder.stop()
         finally:
             release_thread_screen()
             if saved is None:
@@ -185,9 +191,10 @@ def test_a_raw_frame_changes_its_fingerprint_when_one_character_is_typed() -> No
             else:
                 os.environ["DISPLAY"] = saved
 
-    assert first.fingerprint() == again.fingerprint()  # an unchanged screen: the same CRC
-    assert typed.fingerprint() != first.fingerprint()
-    assert image.mode == "RGB" and image.width == 640
+    assert first.size == again.size and first.bgrx == again.bgrx  # an unchanged screen: the same bytes
+    assert typed.bgrx != first.bgrx
+    assert frame is not None and frame.mode == "RGB" and frame.size == (640, 480)
+    assert close_to(frame.getpixel((630, 470)), (0xDC, 0x1E, 0x1E))  # the red root window, still red
 
 
 def test_an_idle_recorder_writes_nothing_anywhere(recorders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,9 +344,9 @@ def test_the_live_thumbnail_is_made_from_the_rings_newest_frame(recorders) -> No
     screen = ScriptedScreen(BLUE, size=(1280, 800))
     recorder = recorders(fps=10, pre_seconds=0.2, grab=screen)
     wait_until(lambda: recorder.buffered_frames() == 2)
-    frame = recorder.latest_frame_jpeg()
+    frame = recorder.latest_frame(320)
 
-    thumbnail = Image.open(io.BytesIO(make_thumbnail(320, frame_jpeg=frame)))
+    thumbnail = Image.open(io.BytesIO(make_thumbnail(320, frame=frame)))
 
     assert thumbnail.format == "JPEG" and thumbnail.size == (320, 200)
     assert close_to(ImageStat.Stat(thumbnail.convert("RGB")).mean, BLUE)

@@ -11,17 +11,17 @@ from safeguard_agent.evidence.screenshot import fit_width, grab_screen
 THUMBNAIL_QUALITY = 60
 
 
-def make_thumbnail(max_width: int = 320, *, quality: int = THUMBNAIL_QUALITY, frame_jpeg: bytes | None = None) -> bytes:
+def make_thumbnail(
+    max_width: int = 320, *, quality: int = THUMBNAIL_QUALITY, frame: Image.Image | None = None
+) -> bytes:
     """A JPEG of all monitors at most `max_width` pixels wide (raises NoDisplayError without a display).
 
-    `frame_jpeg`: a recent full-size frame (the recorder's newest, at most a second old) to shrink instead
-    of grabbing the screen. libjpeg decodes it straight at a quarter or an eighth of its size (`draft`), so
-    a thumbnail costs about a millisecond instead of a grab, and no second screen buffer stays in memory.
+    `frame`: a recent picture of the screen (the recorder's newest ring frame, at most a second old, which
+    it decodes at a fraction of its size) to shrink instead of grabbing the screen again: a thumbnail then
+    costs a few milliseconds and no second screen-sized buffer stays in memory.
     """
-    if frame_jpeg is not None:
-        image = Image.open(io.BytesIO(frame_jpeg))
-        image.draft("RGB", (max_width, max_width * image.height // max(1, image.width)))
-        image = fit_width(image.convert("RGB"), max_width)
+    if frame is not None:
+        image = fit_width(frame, max_width)
     else:
         # A connection of its own, closed again, rather than one kept per thread as the recorder does: mss
         # keeps a shared-memory buffer as big as the screen (4 MB at 1280x800) per connection, and one grab
