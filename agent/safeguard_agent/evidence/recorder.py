@@ -2,7 +2,7 @@
 
 A background thread grabs a low-rate frame and keeps the last `pre_seconds` of them in a bounded in-memory
 ring, JPEG-compressed (about 100 KB a frame instead of 3 MB of pixels) and deduplicated (an unchanged
-screen costs a grab and a CRC of its raw bytes, nothing more). The clock ticks at `fps` (2 a second by
+screen costs a grab and a comparison with the previous grab's bytes, nothing more). The clock ticks at `fps` (2 a second by
 default); while nothing records, the ring keeps `ring_fps` of them (the agent uses 1 a second, which halves
 the cost of the ring), and while a recording runs every tick is grabbed, so the video after the trigger has
 the full rate. The encoder holds the previous picture over the ticks the ring skipped. Those frames are never
@@ -20,10 +20,11 @@ Frames are stamped with the tick of a fixed clock (tick k is due at start + k / 
 runs late leaves a gap that the encoder fills with the previous picture, so the video's time line matches
 the wall clock: 30 s of screen is 30 s of video.
 
-Cost per tick grabbed on a 1280x800 Xvfb (CPU): about 2 ms to grab and 2 ms for the CRC of an unchanged
-screen; a changed one adds about 2 ms to convert BGRX to RGB and 5 ms of JPEG. So a 1 frame/s ring costs
-about 0.4% of one core for a still screen and about 1% while someone types. Larger screens cost
-proportionally more.
+Cost per tick grabbed on a 1280x800 Xvfb (CPU): about 2 ms to grab and 0.6 ms to compare an unchanged
+screen; a changed one adds about 5 ms of JPEG (encoded from the grab's bytes as they are, see `_frame`).
+So a 1 frame/s ring costs about 0.3% of one core for a still screen and about 0.8% while someone types,
+and holds two screen-sized buffers (mss's shared memory and the previous grab, 4 MB each at 1280x800).
+Larger screens cost proportionally more.
 """
 
 from __future__ import annotations
