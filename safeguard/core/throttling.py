@@ -19,6 +19,11 @@ class DeviceTokenRateThrottle(SimpleRateThrottle):
     scope = "agent_device"
 
     def get_cache_key(self, request: Request, view: object) -> str | None:
+        if not getattr(view, "record_token_use", True):
+            # Confide: counting its calls would note, under the token, the moment an anonymous
+            # report arrived (for the period, in the cache). Anonymity wins over the limit there;
+            # the body-size limit still applies.
+            return None
         token = getattr(request, "auth", None)
         token_hash = getattr(token, "token_hash", None)
         if not token_hash:

@@ -174,3 +174,35 @@ def test_a_new_enrolment_code_in_the_admin_expires_in_a_week_unless_changed(supe
     assert timedelta(days=6, hours=23) < proposed - timezone.now() <= timedelta(days=7)
     page = superuser_client.get("/admin/groups/enrolmentcode/add/").content.decode()
     assert f'name="expires_at_0" value="{timezone.localtime(proposed):%d/%m/%Y}"' in page
+
+
+@pytest.mark.django_db
+def test_confide_is_not_counted_so_no_trace_of_an_anonymous_report_is_kept(rate):
+    from django.core.cache import cache
+
+    rate("1/min")
+    _, token = enrolled_device()
+    client = device_api_client(token)
+    stored = DeviceToken.objects.get()
+    key = f"throttle_agent_device_{stored.token_hash}"
+    cache.delete(key)
+
+    for _ in range(3):
+        response = client.post(
+            "/api/v1/agent/confide",
+            {
+                "id": str(uuid.uuid4()),
+                "anonymous": True,
+                "about": "someone_else",
+                "message": "Someone is hurt at break.",
+                "occurred_at": datetime.now(UTC).isoformat(),
+            },
+            format="json",
+        )
+        assert response.status_code in (200, 201), response.content
+
+    assert cache.get(key) is None
+    # Other endpoints are still counted (and limited) for the same token.
+    assert client.post(HEARTBEAT, {}, format="json").status_code == 200
+    assert cache.get(key)  # (the key this test watches is the one the limit uses)
+    assert client.post(HEARTBEAT, {}, format="json").status_code == 429
