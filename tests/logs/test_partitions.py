@@ -148,6 +148,18 @@ def test_the_task_and_the_command_ensure_partitions_on_postgresql(settings):
     assert add_months(month_of(timezone.now()), 9) in months_held()
 
 
+def test_migrate_creates_missing_partitions_on_postgresql():
+    require_postgresql()
+    coming = add_months(month_of(timezone.now()), 2)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {partition_name(coming)}")  # as if beat had not run for months
+    assert coming not in months_held()
+
+    call_command("migrate", verbosity=0)
+
+    assert coming in months_held()
+
+
 def test_inserts_in_any_month_land_and_a_new_month_takes_its_rows_from_the_default_on_postgresql():
     require_postgresql()
     now = timezone.now()
