@@ -104,7 +104,8 @@ def devices_offline_email(*, outages: list[DeviceOutage], addresses: list[str], 
         else f"{SUBJECT_PREFIX} {count} computers are offline"
     )
     message = EmailMultiAlternatives(
-        subject=subject,
+        # The hostname comes from the agent: a line break in it must not make Django refuse the email.
+        subject=" ".join(subject.split()),
         body=render_to_string("emails/devices_offline.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=addresses,

@@ -332,7 +332,10 @@ def capture_subject(capture: Capture, *, prefix: str = "") -> str:
     lead = f"{prefix} " if prefix else ""
     if facts["illegal"]:
         return f"{SUBJECT_PREFIX} {lead}{facts['severity']} capture to review (illegal-content policy)"
-    return f"{SUBJECT_PREFIX} {lead}{facts['severity']} capture: {facts['person']} on {facts['device']}"
+    # The names come from the agent: a line break in a hostname would make Django refuse the whole
+    # email (BadHeaderError), so the alert would never go. Any run of whitespace becomes one space.
+    subject = f"{SUBJECT_PREFIX} {lead}{facts['severity']} capture: {facts['person']} on {facts['device']}"
+    return " ".join(subject.split())
 
 
 def _attach_screenshot(message: EmailMultiAlternatives, capture: Capture) -> bool:
