@@ -13,6 +13,8 @@ import os
 
 import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi import checks as openapi_checks
 
@@ -31,6 +33,18 @@ CHECKS = [
     openapi_checks.response_headers_conformance,
     openapi_checks.negative_data_rejection,
 ]
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    """The requests go through the real WSGI handler, whose request signals close the database
+    connection; on PostgreSQL that would close the test's transaction. Django's test client
+    detaches the same handler for the same reason."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
