@@ -359,7 +359,8 @@ CHANGES = """What was changed to meet the targets (measured before: 2.3% idle, 3
   each X key event carries the modifiers held, so the releases (half of pynput's pure-Python parsing) are not
   needed.
 - **Pre-trigger screen ring** (was 1.7%): one frame a second is kept (the issue asks for "the last ~10 seconds
-  of low-rate frames"); a recording after a trigger still grabs every tick of its 2 frames/s. A grab is compared
+  of low-rate frames"), so the 10 s before a trigger now show at most one change a second in a recording (each
+  picture held for two video frames); after the trigger it still grabs every tick of its 2 frames/s. A grab is compared
   by a CRC of its raw BGRX bytes (the old path converted to RGB and copied first: about 7 ms instead of 2.5), and
   a changed one is JPEG-encoded straight from mss's buffer read as RGBX (red and blue swapped in the JPEG,
   swapped back when a recording or thumbnail decodes it): no conversion, no copy. (Comparing with the kept
