@@ -223,3 +223,38 @@ def test_a_proxy_from_the_environment_is_used(server, monkeypatch):
     monkeypatch.delenv("no_proxy", raising=False)
     ApiClient("http://safeguard.school.invalid:8000", "tok").heartbeat({})
     assert [r.path for r in server.requests] == ["http://safeguard.school.invalid:8000/api/v1/agent/heartbeat"]
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """The stub server behind TLS with a self-signed certificate for 127.0.0.1 (made with openssl)."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert)]
+        + ["-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with StubServer() as stub:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        stub._server.socket = context.wrap_socket(stub._server.socket, server_side=True)
+        yield stub, cert
+
+
+def test_https_verifies_the_server_certificate_against_the_trusted_authorities(tls_server, monkeypatch):
+    stub, cert = tls_server
+    stub.on("POST", API + "heartbeat", Reply(200, {}))
+    url = stub.url.replace("http://", "https://")
+
+    untrusted = ApiClient(url, "tok").heartbeat({})
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the school's own CA, as the OS store would hold it
+    trusted = ApiClient(url, "tok").heartbeat({})
+
+    assert untrusted.outcome is Outcome.NETWORK and "CERTIFICATE_VERIFY_FAILED" in untrusted.error
+    assert trusted.outcome is Outcome.OK
+    assert len(stub.sent(API + "heartbeat")) == 1  # the unverified connection never sent the request
