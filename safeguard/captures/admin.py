@@ -8,6 +8,8 @@ screen: the admin never shows a link to the file, only whether there is one.
 from django.contrib import admin
 
 from safeguard.captures.models import ActionRuleFiring, Capture, CaptureNote, ExportJob, Recording
+from safeguard.core import access
+from safeguard.core.admin import GroupScopedAdminMixin
 
 
 class ReadOnlyAdminMixin:
@@ -31,7 +33,7 @@ class CaptureNoteInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Capture)
-class CaptureAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CaptureAdmin(GroupScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["occurred_at", "person", "device", "keyword_text", "severity", "status", "policy"]
     list_filter = ["status", "severity", "policy"]
     search_fields = ["person__username", "person__display_name", "keyword_text"]
@@ -70,6 +72,13 @@ class CaptureAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(CaptureNote)
 class CaptureNoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    def get_queryset(self, request):
+        notes = super().get_queryset(request)
+        if request.user.is_superuser:
+            return notes
+        # The notes of captures this account sees (safeguard.core.admin.GroupScopedAdminMixin).
+        return notes.filter(capture__in=access.scope_by_person_or_device(Capture.objects.all(), request.user))
+
     list_display = ["created_at", "capture", "author", "excerpt"]
     search_fields = ["text", "capture__person__username", "author__username"]
     list_select_related = ["capture__person", "author"]
@@ -84,6 +93,14 @@ class CaptureNoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 @admin.register(Recording)
 class RecordingAdmin(admin.ModelAdmin):
     """Recordings come from agents, so there is no add form; an admin may change who can watch one."""
+
+    def get_queryset(self, request):
+        recordings = super().get_queryset(request)
+        if request.user.is_superuser:
+            return recordings
+        # The recordings this account could watch in the console, private ones included only for
+        # their owner (access.visible_recordings).
+        return recordings.filter(pk__in=access.visible_recordings(request.user).values("pk"))
 
     list_display = ["started_at", "device", "person", "duration_seconds", "size_bytes", "visibility", "owner"]
     list_filter = ["visibility"]

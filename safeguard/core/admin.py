@@ -3,6 +3,8 @@
 from django.contrib import admin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from safeguard.core import access
+
 admin.site.site_header = "Safeguard administration"
 admin.site.site_title = "Safeguard administration"
 admin.site.index_title = "Configuration"
@@ -30,3 +32,16 @@ class TwoFactorDeviceAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class GroupScopedAdminMixin:
+    """Rows with `person` and `device` (captures, activity events) shown in the admin only as the
+    access rule shows them in the console (safeguard.core.access): a staff account given Django's
+    view permission sees the rows of its groups, not the whole school. Superusers see everything.
+    A row outside scope is "not found" (the admin's redirect to its index)."""
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        if request.user.is_superuser:
+            return rows
+        return access.scope_by_person_or_device(rows, request.user)

@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html_join
 
+from safeguard.core.admin import GroupScopedAdminMixin
 from safeguard.logs.models import ActivityEvent, AuditEntry, RetentionSettings
 
 
@@ -25,7 +26,7 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(ActivityEvent)
-class ActivityEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ActivityEventAdmin(GroupScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["occurred_at", "type", "person", "device", "summary"]
     list_filter = ["type"]
     search_fields = ["person__username", "device__hostname"]

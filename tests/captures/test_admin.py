@@ -114,3 +114,29 @@ def test_recording_list_filters_by_visibility(superuser_client, cast):
     url = admin_url(Recording, "changelist")
     assert list(superuser_client.get(url, {"visibility__exact": "private"}).context["cl"].result_list) == [private]
     assert list(superuser_client.get(url, {"visibility__exact": "public"}).context["cl"].result_list) == [public]
+
+
+def test_admin_staff_see_only_the_captures_notes_recordings_and_events_of_their_groups(client, cast):
+    """Django's view permission does not widen the access rule: the admin lists what the console would."""
+    from django.contrib.auth.models import Permission
+
+    from safeguard.logs.models import ActivityEvent
+    from tests.factories import ActivityEventFactory, StaffAccessFactory, StaffUserFactory
+
+    staff = StaffUserFactory(username="it.year9", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["captures", "logs"]))
+    StaffAccessFactory(user=staff, group=cast.year9)
+    mine, other = CaptureFactory(person=cast.pupil9), CaptureFactory(person=cast.pupil10)
+    for capture in (mine, other):
+        CaptureNoteFactory(capture=capture)
+        RecordingFactory(capture=capture)
+        ActivityEventFactory(person=capture.person, device=capture.device)
+    client.force_login(staff)
+
+    for model in (Capture, CaptureNote, Recording, ActivityEvent):
+        listing = client.get(admin_url(model, "changelist"))
+        assert listing.status_code == 200
+        assert listing.context["cl"].result_count == 1, model
+    assert client.get(admin_url(Capture, "change", mine.pk)).status_code == 200
+    response = client.get(admin_url(Capture, "change", other.pk))
+    assert response.status_code == 302 and response["Location"] == "/admin/"  # "not found"

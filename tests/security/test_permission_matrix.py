@@ -27,8 +27,9 @@ from django.db import transaction
 from django.test import Client, RequestFactory, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from safeguard.captures.models import ExportJob
+from safeguard.captures.models import Capture, CaptureNote, ExportJob, Recording
 from safeguard.confide.models import ConfideNote, ConfideReport
+from safeguard.logs.models import ActivityEvent
 from tests.conftest import build_cast
 from tests.factories import (
     AlertRuleFactory,
@@ -257,6 +258,9 @@ NOT_ADMIN_STAFF = ("anonymous", "device", "teacher9", "teacher10", "lead", "conf
 # Children's data the admin shows only by the access rule: Confide is for Confide viewers, as in
 # the console (safeguard.confide.admin). An admin account without the Confide right gets 403.
 CONFIDE_ADMIN_MODELS = {ConfideReport, ConfideNote}
+# Captures, their notes, recordings and activity events: the admin lists only the rows of the
+# account's groups (safeguard.core.admin.GroupScopedAdminMixin); IT staff with no group find none.
+SCOPED_ADMIN_MODELS = {Capture, CaptureNote, Recording, ActivityEvent}
 
 
 def admin_staff(**overrides) -> dict[str, str]:
@@ -309,6 +313,8 @@ def _model_admin_refines(model, view: str):
             return REFUSED
         if view == "delete" and not model_admin.has_delete_permission(request, _admin_object(world, model)):
             return REFUSED
+        if role == "it_admin" and model in SCOPED_ADMIN_MODELS and view in ("change", "history", "delete"):
+            return ADMIN_INDEX  # the Year 9 object is outside an account with no group: "not found"
         return outcome
 
     return refine
