@@ -39,4 +39,4 @@ ENV SAFEGUARD_VAR_DIR=/data/var \
     STATIC_ROOT=/app/staticfiles
 
 EXPOSE 8000
-CMD ["gunicorn", "safeguard.wsgi", "--bind=0.0.0.0:8000", "--workers=3", "--threads=4", "--no-control-socket", "--access-logfile=-", "--logger-class=safeguard.core.accesslog.AccessLogWithoutConfide"]
+CMD ["gunicorn", "safeguard.wsgi", "--bind=0.0.0.0:8000", "--workers=3", "--threads=4", "--reuse-port", "--no-control-socket", "--access-logfile=-", "--logger-class=safeguard.core.accesslog.AccessLogWithoutConfide"]

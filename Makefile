@@ -55,7 +55,7 @@ run: $(VENV)/.installed-runtime $(STATIC_STAMP)
 	@echo "  Logins (password safeguard-demo): admin (superuser), lead (safeguarding lead), teacher (Year 9)"
 	@echo "  Stop with Ctrl+C."
 	@echo
-	exec $(VENV)/bin/gunicorn safeguard.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --threads 4 \
+	exec $(VENV)/bin/gunicorn safeguard.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --threads 4 --reuse-port \
 		--no-control-socket --access-logfile - --error-logfile - \
 		--logger-class safeguard.core.accesslog.AccessLogWithoutConfide
 
