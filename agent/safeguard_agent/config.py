@@ -2,8 +2,9 @@
 
 The state folder holds:
 
-* `agent.json`   the enrolment: server address, device id and the device token (mode 0600: only
-                 the agent's own account may read it, since the token speaks for the device);
+* `agent.json`   the enrolment: server address, device id and the device token (mode 0600, and on
+                 Windows a folder ACL of SYSTEM, Administrators and the agent's account: only the
+                 agent's own account may read it, since the token speaks for the device);
 * `status.json`  what `safeguard-agent status` prints: last contact, last sync, policy version,
                  the pause in force (mode 0600 too, for simplicity);
 * `config.json`  the last good policy config from the server (see sync.py);
@@ -21,8 +22,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,12 +62,51 @@ def state_dir(explicit: str | os.PathLike | None = None) -> Path:
     return default_state_dir()
 
 
+# Well-known Windows SIDs, valid whatever the system's language: LocalSystem and Administrators.
+_SID_SYSTEM = "*S-1-5-18"
+_SID_ADMINISTRATORS = "*S-1-5-32-544"
+
+
 def ensure_state_dir(path: Path) -> Path:
-    """Create the folder (0700 where the OS has modes) and return it."""
+    """Create the folder, readable by the agent's account only, and return it.
+
+    POSIX: mode 0700. Windows has no modes, and a folder under ProgramData inherits "Users: read",
+    so every pupil could read the device token: the folder's inherited entries are removed and only
+    LocalSystem, Administrators and the agent's own account get access; files created in it
+    (the token's temporary file included) inherit that from the start.
+    """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if os.name == "posix":
         os.chmod(path, 0o700)
+    elif sys.platform == "win32":
+        restrict_windows_folder(path)
     return path
+
+
+def restrict_windows_folder(path: Path, run: Callable[..., Any] = subprocess.run) -> None:
+    """Replace the folder's ACL with full control for SYSTEM, Administrators and this account only.
+
+    Uses Windows' own `icacls` (present on every supported Windows). `run` is the boundary the
+    tests fake on Linux, where icacls does not exist.
+    """
+    account = _windows_account()
+    grants = [f"{sid}:(OI)(CI)F" for sid in (_SID_SYSTEM, _SID_ADMINISTRATORS)]
+    if account:
+        grants.append(f"{account}:(OI)(CI)F")
+    command = ["icacls", str(path), "/inheritance:r", "/grant:r", *grants]
+    result = run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        # Refuse to go on: an enrolment written into a folder every pupil can read leaks the token.
+        raise PermissionError(f"could not restrict {path} to the agent's account: {result.stderr or result.stdout}")
+
+
+def _windows_account() -> str | None:
+    """DOMAIN\\name of the account the agent runs as (a service as SYSTEM is covered by its SID)."""
+    name = os.environ.get("USERNAME")
+    if not name or name.endswith("$"):
+        return None  # the machine account: LocalSystem's SID already grants it
+    domain = os.environ.get("USERDOMAIN")
+    return f"{domain}\\{name}" if domain else name
 
 
 def _fsync_dir(path: Path) -> None:

@@ -78,3 +78,78 @@ def test_status_round_trips_and_a_damaged_one_is_empty(tmp_path):
     (tmp_path / "status.json").write_text("not json")
     assert load_status(tmp_path) == Status()
     assert read_json(tmp_path / "missing.json") is None
+
+
+# -- Windows: the folder's ACL. icacls is a Windows binary this Linux machine cannot run, so these
+# tests fake `run` at that boundary and check the exact command and the refusal on failure.
+
+
+class FakeIcacls:
+    def __init__(self, returncode: int = 0, stderr: str = ""):
+        self.returncode = returncode
+        self.stderr = stderr
+        self.commands: list[list[str]] = []
+
+    def __call__(self, command, **kwargs):
+        self.commands.append(command)
+        assert kwargs.get("check") is False and kwargs.get("capture_output") is True
+        return type("Completed", (), {"returncode": self.returncode, "stderr": self.stderr, "stdout": ""})()
+
+
+def test_on_windows_the_folder_loses_inherited_access_and_grants_only_system_admins_and_the_agent(
+    tmp_path, monkeypatch
+):
+    from safeguard_agent.config import restrict_windows_folder
+
+    monkeypatch.setenv("USERNAME", "sg-agent")
+    monkeypatch.setenv("USERDOMAIN", "HILLSIDE")
+    icacls = FakeIcacls()
+
+    restrict_windows_folder(tmp_path, run=icacls)
+
+    assert icacls.commands == [
+        [
+            "icacls",
+            str(tmp_path),
+            "/inheritance:r",  # drop ProgramData's inherited "Users: read"
+            "/grant:r",
+            "*S-1-5-18:(OI)(CI)F",
+            "*S-1-5-32-544:(OI)(CI)F",
+            "HILLSIDE\\sg-agent:(OI)(CI)F",
+        ]
+    ]
+
+
+def test_on_windows_a_service_running_as_the_machine_account_is_covered_by_the_system_sid(tmp_path, monkeypatch):
+    from safeguard_agent.config import restrict_windows_folder
+
+    monkeypatch.setenv("USERNAME", "PC-LAB1-07$")
+    monkeypatch.setenv("USERDOMAIN", "HILLSIDE")
+    icacls = FakeIcacls()
+
+    restrict_windows_folder(tmp_path, run=icacls)
+
+    assert icacls.commands[0][4:] == ["*S-1-5-18:(OI)(CI)F", "*S-1-5-32-544:(OI)(CI)F"]
+
+
+def test_on_windows_a_folder_that_cannot_be_restricted_is_refused_rather_than_used(tmp_path, monkeypatch):
+    from safeguard_agent.config import restrict_windows_folder
+
+    monkeypatch.setenv("USERNAME", "sg-agent")
+    icacls = FakeIcacls(returncode=5, stderr="Access is denied.")
+
+    with pytest.raises(PermissionError, match="Access is denied"):
+        restrict_windows_folder(tmp_path, run=icacls)
+
+
+def test_ensure_state_dir_restricts_the_folder_on_windows(tmp_path, monkeypatch):
+    from safeguard_agent import config
+
+    calls = []
+    monkeypatch.setattr(config.os, "name", "nt")
+    monkeypatch.setattr(config.sys, "platform", "win32")
+    monkeypatch.setattr(config, "restrict_windows_folder", calls.append)
+
+    config.ensure_state_dir(tmp_path / "Safeguard")
+
+    assert calls == [tmp_path / "Safeguard"]
