@@ -124,8 +124,8 @@ class PrivatePostgres:
         if (self.data / "postmaster.pid").exists():
             try:
                 self.stop("immediate")
-            except BaseException:  # noqa: BLE001 - cleaning up: the folder goes either way
-                pass
+            except (subprocess.SubprocessError, OSError, pytest.fail.Exception):
+                pass  # cleaning up: a server that will not stop is removed with its folder anyway
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -17,6 +17,7 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from PIL import Image
 
@@ -110,7 +111,7 @@ def stored(private_postgres, table: str, device: str) -> list[str]:
 def count_events(private_postgres, device: str) -> int:
     try:
         return len(stored(private_postgres, "logs_activityevent", device))
-    except Exception:  # noqa: BLE001 - the database is restarting: count again later
+    except psycopg.OperationalError:  # the database is restarting: count again later
         return -1
 
 

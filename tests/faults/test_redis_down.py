@@ -11,6 +11,8 @@ The second case: Redis took the capture's tasks and lost them before any worker 
 import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from safeguard.celery import app as celery_app
 from safeguard.policies import tasks
@@ -36,7 +38,7 @@ def private_redis(tmp_path):
 def answers_ping(node: str) -> bool:
     try:
         return any(node in reply for reply in celery_app.control.ping(destination=[node], timeout=1.0))
-    except Exception:  # noqa: BLE001 - Redis not reachable yet
+    except (OperationalError, RedisError, OSError):  # Redis not reachable yet
         return False
 
 
