@@ -41,6 +41,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import scratch_db
+
 BENCH_DB = "sg_bench_ingest"
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_EVENTS_PER_S = 5000
@@ -49,10 +51,6 @@ TARGET_COPY_SHARE = 0.20
 TARGET_CAPTURES_PER_S = 100
 BATCH = 50
 EVENT_TYPES = [("window", 48), ("website", 36), ("application", 10), ("print", 2), ("file_deleted", 2), ("logon", 1)]
-
-
-def _admin_url() -> str:
-    return os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 
 
 def _redis_url() -> str:
@@ -235,25 +233,10 @@ def _run_client(spec: dict) -> dict:
 # --- The server side ------------------------------------------------------------------------------
 
 
-def _recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{_admin_url()}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def _drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{_admin_url()}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
 def _server_env(var_dir: Path) -> dict:
     return {
         **os.environ,
-        "DATABASE_URL": f"{_admin_url()}/{BENCH_DB}",
+        "DATABASE_URL": scratch_db.database_url(BENCH_DB),
         "REDIS_URL": _redis_url(),
         "CELERY_QUEUE": "bench_ingest",
         "SAFEGUARD_VAR_DIR": str(var_dir),
@@ -376,7 +359,7 @@ def _copy_limit(sent: dict[str, int], first_seq: int, base: datetime) -> tuple[i
                         json.dumps(event["data"]),
                     )
                 )
-    with psycopg.connect(f"{_admin_url()}/{BENCH_DB}") as conn:
+    with psycopg.connect(scratch_db.database_url(BENCH_DB)) as conn:
         conn.execute("TRUNCATE logs_activityevent")
         conn.commit()
         started = time.perf_counter()
@@ -423,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
     import tempfile
 
     var_dir = Path(tempfile.mkdtemp(prefix="sg-bench-ingest-"))
-    _recreate_database()
+    scratch_db.recreate_database(BENCH_DB)
     _setup_django(var_dir)
     from django.core.management import call_command
     from django.db import connections
@@ -553,7 +536,7 @@ def main(argv: list[str] | None = None) -> None:
             _stop(server)
         connections.close_all()
         if not args.keep:
-            _drop_database()
+            scratch_db.drop_database(BENCH_DB)
 
 
 if __name__ == "__main__":

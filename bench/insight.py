@@ -22,32 +22,15 @@ import sys
 import time
 from pathlib import Path
 
+import scratch_db
+
 BENCH_DB = "sg_bench_insight"
 TARGET_MS = 300.0
 
 
-def _admin_url() -> str:
-    return os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-
-
-def _recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{_admin_url()}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def _drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{_admin_url()}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
 def _setup_django() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    os.environ["DATABASE_URL"] = f"{_admin_url()}/{BENCH_DB}"
+    os.environ["DATABASE_URL"] = scratch_db.database_url(BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "safeguard.settings")
     import django
 
@@ -254,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of a typical chart query")
     args = parser.parse_args(argv if argv is not None else [])
     if not args.reuse:
-        _recreate_database()
+        scratch_db.recreate_database(BENCH_DB)
     _setup_django()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
@@ -276,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         connections.close_all()
         if not args.keep:
-            _drop_database()
+            scratch_db.drop_database(BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -26,33 +26,16 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import scratch_db
+
 BENCH_DB = "sg_bench_trust"
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 150.0
 
 
-def _admin_url() -> str:
-    return os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-
-
-def _recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{_admin_url()}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def _drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{_admin_url()}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
 def _setup_django() -> None:
     sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = f"{_admin_url()}/{BENCH_DB}"
+    os.environ["DATABASE_URL"] = scratch_db.database_url(BENCH_DB)
     os.environ.pop("REDIS_URL", None)  # the console's reads need no broker; keep the run self-contained
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "safeguard.settings")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
@@ -224,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-plans", action="store_true")
     args = parser.parse_args(argv if argv is not None else [])
     if not args.reuse:
-        _recreate_database()
+        scratch_db.recreate_database(BENCH_DB)
     _setup_django()
     from django.core.management import call_command
     from django.db import connections
@@ -254,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         connections.close_all()
         if not args.keep:
-            _drop_database()
+            scratch_db.drop_database(BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -19,26 +19,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import scratch_db
+
 BENCH_DB = "sg_bench_partitions"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _admin_url() -> str:
-    return os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-
-
-def _database(action: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{_admin_url()}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        if action == "create":
-            conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
 def _setup_django() -> None:
     sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = f"{_admin_url()}/{BENCH_DB}"
+    os.environ["DATABASE_URL"] = scratch_db.database_url(BENCH_DB)
     os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "safeguard.settings")
     import django
@@ -75,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=150_000, help="events per month (default 150,000)")
     args = parser.parse_args(argv)
 
-    _database("create")
+    scratch_db.recreate_database(BENCH_DB)
     try:
         _setup_django()
         from django.core.management import call_command
@@ -123,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         from django.db import connections
 
         connections.close_all()
-        _database("drop")
+        scratch_db.drop_database(BENCH_DB)
 
 
 if __name__ == "__main__":
